@@ -1,0 +1,20 @@
+//! The protocol and the vocabulary every Agora crate shares.
+//!
+//! [`pb`] holds the code generated from `proto/agora/v1/*.proto` (the wire).
+//! The rest of the crate is the validated domain the cores work with: typed
+//! ids, [`Resources`] with exact arithmetic, task states and statuses,
+//! framework and agent descriptions, offers. Every wire message converts into
+//! the domain through `TryFrom`, which returns a [`ProtoError`] naming the bad
+//! or missing field; the domain converts back to the wire with `From`.
+//!
+//! ```text
+//!   network ──pb::*──► TryFrom (validate) ──► domain ──► master / agent / SDK cores
+//!   network ◄─pb::*─── From ◄──────────────── domain ◄──┘
+//! ```
+
+pub mod pb {
+    //! Generated wire types (package `agora.v1`).
+    #![allow(missing_docs, unreachable_pub, unused_qualifications, clippy::all)]
+    #![allow(missing_debug_implementations)]
+    include!(concat!(env!("OUT_DIR"), "/agora.v1.rs"));
+}
