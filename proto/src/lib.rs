@@ -18,3 +18,23 @@ pub mod pb {
     #![allow(missing_debug_implementations)]
     include!(concat!(env!("OUT_DIR"), "/agora.v1.rs"));
 }
+
+mod agent_protocol;
+mod error;
+mod framework;
+mod ids;
+mod offer;
+pub mod resources;
+mod scheduler;
+mod task;
+mod time;
+
+pub use agent_protocol::{AgentMessage, MasterMessage, RunningTask};
+pub use error::{ProtoError, ProtoErrorKind};
+pub use framework::{Capability, DEFAULT_ROLE, Filters, FrameworkInfo, validate_role};
+pub use ids::{AgentId, FrameworkId, MAX_ID_LEN, OfferId, TaskId, validate_id};
+pub use offer::{AgentInfo, AttributeError, Attributes, Offer, Operation};
+pub use resources::{RangeSet, ResourceError, ResourceKey, Resources, Scalar};
+pub use scheduler::{Call, Event, FrameworkCall, WireCall};
+pub use task::{CommandInfo, StatusUuid, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus};
+pub use time::{Timestamp, duration_from_secs};

@@ -1,0 +1,171 @@
+//! Where tasks run: the [`Containerizer`] trait the agent core drives, and
+//! the containerizers that implement it.
+//!
+//! Only the [`simulated`] containerizer exists so far; the process and
+//! cgroups containerizers come next and implement the same trait.
+//!
+//! # Contract
+//!
+//! The core calls [`Containerizer::launch`] once per task and
+//! [`Containerizer::kill`] at most once per launched task. For every launch
+//! that returned `Ok`, the containerizer reports **exactly one** exit, in one
+//! of two ways:
+//!
+//! - **polled** (pure containerizers, such as [`simulated`]): the core calls
+//!   [`Containerizer::poll_exit`] after every input and arms a timer at
+//!   [`Containerizer::poll_timeout`];
+//! - **pushed** (real processes, whose exits arrive on a channel): the driver
+//!   feeds [`Input::ContainerExited`](crate::Input::ContainerExited) into the
+//!   core; such a containerizer returns `None` from both poll methods.
+
+pub mod simulated;
+
+use agora_proto::{FrameworkId, TaskId, TaskInfo, TaskReason, Timestamp};
+use std::fmt;
+use std::time::Duration;
+
+pub use simulated::SimulatedContainerizer;
+
+/// The container of one task: the task's framework and id, which together
+/// are unique among the tasks an agent runs (task ids are unique only within
+/// their framework).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerId {
+    /// Whose task it is.
+    pub framework_id: FrameworkId,
+    /// The task.
+    pub task_id: TaskId,
+}
+
+impl ContainerId {
+    /// The container of `task_id` of `framework_id`.
+    pub const fn new(framework_id: FrameworkId, task_id: TaskId) -> Self {
+        Self { framework_id, task_id }
+    }
+}
+
+impl fmt::Display for ContainerId {
+    /// `framework/task`; ids contain no `/`, so this is unambiguous and
+    /// usable as a relative path (sandbox, cgroup).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.framework_id, self.task_id)
+    }
+}
+
+/// How a container ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code of the task's process, when it exited normally.
+    pub code: Option<i32>,
+    /// The signal that ended it, when a signal did.
+    pub signal: Option<i32>,
+    /// Whether it ended because the agent killed it.
+    pub killed: bool,
+    /// Set by an isolating containerizer when a limit ended the task, such as
+    /// [`TaskReason::ContainerLimitationMemory`] for an OOM kill.
+    pub limitation: Option<TaskReason>,
+    /// Details for people (empty when there is nothing to add).
+    pub message: String,
+}
+
+impl ExitStatus {
+    /// The process exited with `code`.
+    pub fn exited(code: i32) -> Self {
+        Self {
+            code: Some(code),
+            ..Self::default()
+        }
+    }
+
+    /// The process was ended by `signal`, not at the agent's request.
+    pub fn signaled(signal: i32) -> Self {
+        Self {
+            signal: Some(signal),
+            ..Self::default()
+        }
+    }
+
+    /// The agent killed the container.
+    pub fn killed() -> Self {
+        Self {
+            killed: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this is a successful end: exit code 0, not killed, no limit hit.
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && self.signal.is_none() && !self.killed && self.limitation.is_none()
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.killed, self.code, self.signal) {
+            (true, _, _) => f.write_str("killed by the agent")?,
+            (false, _, Some(signal)) => write!(f, "terminated by signal {signal}")?,
+            (false, Some(code), None) => write!(f, "exited with code {code}")?,
+            (false, None, None) => f.write_str("ended")?,
+        }
+        if let Some(limitation) = self.limitation {
+            write!(f, " ({limitation})")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a container could not be launched. The task then fails with
+/// `REASON_CONTAINER_LAUNCH_FAILED` and this error as its message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContainerError {
+    /// A container with this id already runs.
+    #[error("container {0} already exists")]
+    AlreadyExists(ContainerId),
+    /// The task's command cannot be run by this containerizer.
+    #[error("unsupported command: {0}")]
+    UnsupportedCommand(String),
+    /// The containerizer failed to create the container (I/O, cgroups, ...).
+    #[error("launch failed: {0}")]
+    Launch(String),
+}
+
+/// Runs tasks in containers; see the [module docs](self) for the contract.
+pub trait Containerizer: fmt::Debug {
+    /// Starts `task` in container `id`. `Ok` means the task runs (the core
+    /// then reports TASK_RUNNING).
+    fn launch(&mut self, now: Timestamp, id: &ContainerId, task: &TaskInfo) -> Result<(), ContainerError>;
+
+    /// Stops container `id`: politely at once, forcibly after `grace`. The
+    /// exit is reported later, as for any other end. Unknown ids are ignored.
+    fn kill(&mut self, now: Timestamp, id: &ContainerId, grace: Duration);
+
+    /// The next container that has ended by `now`, if any (polled
+    /// containerizers; pushed ones return `None`).
+    fn poll_exit(&mut self, now: Timestamp) -> Option<(ContainerId, ExitStatus)>;
+
+    /// When [`poll_exit`](Self::poll_exit) will next have something to
+    /// report, if known.
+    fn poll_timeout(&self) -> Option<Timestamp>;
+}
+
+impl<C: Containerizer + ?Sized> Containerizer for Box<C> {
+    fn launch(&mut self, now: Timestamp, id: &ContainerId, task: &TaskInfo) -> Result<(), ContainerError> {
+        (**self).launch(now, id, task)
+    }
+
+    fn kill(&mut self, now: Timestamp, id: &ContainerId, grace: Duration) {
+        (**self).kill(now, id, grace);
+    }
+
+    fn poll_exit(&mut self, now: Timestamp) -> Option<(ContainerId, ExitStatus)> {
+        (**self).poll_exit(now)
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        (**self).poll_timeout()
+    }
+}

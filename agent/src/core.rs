@@ -1,0 +1,569 @@
+//! The agent core: a pure state machine in the sans-IO shape of `quinn-proto`.
+//!
+//! The driver feeds [`Input`]s with the current time through
+//! [`AgentCore::handle`], drains [`Output`]s with [`AgentCore::poll_output`],
+//! and calls `handle(now, Input::Tick)` when [`AgentCore::poll_timeout`] is
+//! due. The core reads no clock, does no I/O and draws its randomness (status
+//! update uuids) from a generator seeded by the driver, so a run is
+//! reproducible from its inputs.
+//!
+//! It owns the registration state, the task lifecycle and, through the status
+//! update manager, the delivery of every task status until acknowledged.
+
+use crate::containerizer::{ContainerId, Containerizer, ExitStatus};
+use crate::status_updates::{Ack, RetryPolicy, StatusUpdateManager};
+use agora_proto::{
+    AgentId, AgentInfo, AgentMessage, FrameworkId, MasterMessage, RunningTask, StatusUuid, TaskInfo, TaskReason,
+    TaskSource, TaskState, TaskStatus, Timestamp,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+/// What the core needs to know about its agent.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CoreConfig {
+    /// What the agent reports when it registers.
+    pub info: AgentInfo,
+    /// When unacknowledged status updates are re-sent.
+    pub status_retry: RetryPolicy,
+    /// Grace between the polite and the forced kill when the task sets none
+    /// (Mesos' default kill policy: 3 s).
+    pub default_kill_grace: Duration,
+    /// How long to wait for `Registered` after connecting before giving up
+    /// on this connection.
+    pub registration_timeout: Duration,
+    /// The master is deemed dead after this many ping intervals without a
+    /// message from it (Mesos: 5).
+    pub missed_pings: u32,
+}
+
+impl CoreConfig {
+    /// The defaults for an agent described by `info`.
+    pub fn new(info: AgentInfo) -> Self {
+        Self {
+            info,
+            status_retry: RetryPolicy::default(),
+            default_kill_grace: Duration::from_secs(3),
+            registration_timeout: Duration::from_secs(15),
+            missed_pings: 5,
+        }
+    }
+}
+
+/// Something that happened, for the core to handle.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Input {
+    /// A new stream to the master is open: the core answers with `Register`.
+    Connected,
+    /// The stream is gone (closed, failed, or dropped after
+    /// [`Output::Reconnect`]).
+    Disconnected,
+    /// A validated message from the master on the current stream.
+    Master(MasterMessage),
+    /// A container ended (from containerizers that push their exits).
+    ContainerExited {
+        /// The container.
+        container: ContainerId,
+        /// How it ended.
+        exit: ExitStatus,
+    },
+    /// A timer set from [`AgentCore::poll_timeout`] fired.
+    Tick,
+}
+
+/// Something the driver must do or may want to know.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Send this message on the current stream.
+    Send(AgentMessage),
+    /// The master (re-)registered the agent.
+    Registered {
+        /// The agent's id.
+        agent_id: AgentId,
+        /// How often the master pings.
+        ping_interval: Duration,
+    },
+    /// Drop the current stream and connect again (with backoff). The core is
+    /// already disconnected; the driver need not feed `Disconnected`.
+    Reconnect(ReconnectReason),
+    /// A task changed state (for logs and metrics; the update itself is in a
+    /// [`Output::Send`]).
+    TaskChanged {
+        /// The task's container.
+        container: ContainerId,
+        /// Its new state.
+        state: TaskState,
+    },
+    /// Something unexpected that the core ignored or worked around.
+    Warning(Warning),
+}
+
+/// Why the core gave up on the current stream.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconnectReason {
+    /// The master refused the agent.
+    #[error("the master refused the agent: {0}")]
+    Refused(String),
+    /// No `Registered` came in time.
+    #[error("no answer to registration within {0:?}")]
+    RegistrationTimeout(Duration),
+    /// The master sent nothing for too long (missed pings).
+    #[error("no message from the master for {0:?}")]
+    MasterSilent(Duration),
+}
+
+/// Something unexpected that the core ignored or worked around.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Warning {
+    /// `RunTask` for a task that already runs: ignored.
+    #[error("task {0} already runs; RunTask ignored")]
+    DuplicateTask(ContainerId),
+    /// `RunTask` for a framework being shut down: ignored.
+    #[error("framework of task {0} is shutting down; RunTask ignored")]
+    FrameworkShuttingDown(ContainerId),
+    /// `KillTask` for a task the agent does not know: answered TASK_DROPPED.
+    #[error("kill of unknown task {0}; answered TASK_DROPPED")]
+    KillOfUnknownTask(ContainerId),
+    /// An acknowledgement that matches no update in flight: ignored.
+    #[error("acknowledgement {uuid} of task {container} matches no update in flight; ignored")]
+    UnexpectedAcknowledgement {
+        /// The task.
+        container: ContainerId,
+        /// The uuid acknowledged.
+        uuid: StatusUuid,
+    },
+    /// The containerizer reported the end of a container the core does not run.
+    #[error("exit of unknown container {0} ignored")]
+    UnknownContainerExit(ContainerId),
+    /// The final update of a task of a shut-down framework could not be sent
+    /// (offline); it is not retried.
+    #[error("final update {state} of task {container} dropped: offline and its framework is shut down")]
+    UpdateDropped {
+        /// The task.
+        container: ContainerId,
+        /// The state that was not reported.
+        state: TaskState,
+    },
+    /// The master registered the agent under a different id than before.
+    #[error("the master changed the agent id from {previous} to {current}")]
+    AgentIdChanged {
+        /// The id the agent had.
+        previous: AgentId,
+        /// The id it has now.
+        current: AgentId,
+    },
+    /// A master message arrived while no stream is open: ignored.
+    #[error("message from the master while disconnected ignored")]
+    MessageWhileDisconnected,
+    /// A master message this agent does not handle: ignored.
+    #[error("unsupported message from the master ignored: {0}")]
+    UnsupportedMessage(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Disconnected,
+    /// Connected at `since`; `Register` sent, `Registered` not yet received.
+    Registering { since: Timestamp },
+    Registered { last_heard: Timestamp, ping_interval: Duration },
+}
+
+#[derive(Clone, Debug)]
+struct Task {
+    info: TaskInfo,
+    state: TaskState,
+    /// Set once a kill was requested, with the reason to report.
+    kill: Option<Option<TaskReason>>,
+}
+
+/// The agent's state machine; see the [module docs](self).
+#[derive(Debug)]
+pub struct AgentCore<C> {
+    config: CoreConfig,
+    containerizer: C,
+    rng: StdRng,
+    now: Timestamp,
+    agent_id: Option<AgentId>,
+    link: Link,
+    /// Live (non-terminal) tasks.
+    tasks: BTreeMap<ContainerId, Task>,
+    /// Frameworks being shut down that still have live tasks.
+    shutting_down: BTreeSet<FrameworkId>,
+    updates: StatusUpdateManager,
+    out: VecDeque<Output>,
+}
+
+impl<C: Containerizer> AgentCore<C> {
+    /// A disconnected agent that runs tasks in `containerizer` and draws
+    /// status update uuids from a generator seeded with `seed`.
+    pub fn new(config: CoreConfig, containerizer: C, seed: u64) -> Self {
+        Self {
+            updates: StatusUpdateManager::new(config.status_retry),
+            config,
+            containerizer,
+            rng: StdRng::seed_from_u64(seed),
+            now: Timestamp::ZERO,
+            agent_id: None,
+            link: Link::Disconnected,
+            tasks: BTreeMap::new(),
+            shutting_down: BTreeSet::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Handles `input` at time `now`, then everything due by `now` (ended
+    /// containers, retries, the master's liveness). A `now` earlier than a
+    /// previous one is taken as the previous one.
+    pub fn handle(&mut self, now: Timestamp, input: Input) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Connected => self.connected(),
+            Input::Disconnected => self.go_offline(),
+            Input::Master(message) => self.master_message(message),
+            Input::ContainerExited { container, exit } => self.container_exited(container, &exit),
+            Input::Tick => {}
+        }
+        self.advance();
+    }
+
+    /// The next output, if any; drain after every [`handle`](Self::handle).
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When to call `handle(now, Input::Tick)` next, if ever.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let liveness = match self.link {
+            Link::Disconnected => None,
+            Link::Registering { since } => Some(since + self.config.registration_timeout),
+            Link::Registered {
+                last_heard,
+                ping_interval,
+            } => self.silence_limit(ping_interval).map(|limit| last_heard + limit),
+        };
+        [liveness, self.updates.poll_timeout(), self.containerizer.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The id the master gave this agent, once registered.
+    pub fn agent_id(&self) -> Option<&AgentId> {
+        self.agent_id.as_ref()
+    }
+
+    /// Whether the agent is registered on an open stream.
+    pub fn is_registered(&self) -> bool {
+        matches!(self.link, Link::Registered { .. })
+    }
+
+    /// The live tasks with their latest state, as reported on re-registration.
+    pub fn running_tasks(&self) -> Vec<RunningTask> {
+        self.tasks
+            .iter()
+            .map(|(id, task)| RunningTask {
+                framework_id: id.framework_id.clone(),
+                task: task.info.clone(),
+                state: task.state,
+            })
+            .collect()
+    }
+
+    /// The latest state of a live task.
+    pub fn task_state(&self, container: &ContainerId) -> Option<TaskState> {
+        self.tasks.get(container).map(|t| t.state)
+    }
+
+    /// The unacknowledged updates of a task, oldest (in flight) first.
+    pub fn unacknowledged(&self, container: &ContainerId) -> impl Iterator<Item = &TaskStatus> {
+        self.updates.pending(container)
+    }
+
+    /// How many updates await acknowledgement, over all tasks.
+    pub fn pending_updates(&self) -> usize {
+        self.updates.len()
+    }
+
+    /// The containerizer.
+    pub fn containerizer(&self) -> &C {
+        &self.containerizer
+    }
+
+    /// The containerizer, mutably (for drivers of pushed containerizers).
+    pub fn containerizer_mut(&mut self) -> &mut C {
+        &mut self.containerizer
+    }
+
+    /// The latest time handed in.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    // ---- connection and registration ----
+
+    fn connected(&mut self) {
+        self.go_offline();
+        self.link = Link::Registering { since: self.now };
+        self.out.push_back(Output::Send(AgentMessage::Register {
+            info: self.config.info.clone(),
+            agent_id: self.agent_id.clone(),
+            tasks: self.running_tasks(),
+        }));
+    }
+
+    fn go_offline(&mut self) {
+        self.link = Link::Disconnected;
+        self.updates.go_offline();
+    }
+
+    fn reconnect(&mut self, reason: ReconnectReason) {
+        self.go_offline();
+        self.out.push_back(Output::Reconnect(reason));
+    }
+
+    /// How long the master may stay silent; `None` (no limit) when it does
+    /// not ping (a zero interval).
+    fn silence_limit(&self, ping_interval: Duration) -> Option<Duration> {
+        (!ping_interval.is_zero()).then(|| ping_interval.saturating_mul(self.config.missed_pings.max(1)))
+    }
+
+    fn registered(&mut self, agent_id: AgentId, ping_interval: Duration) {
+        if let Some(previous) = self.agent_id.take()
+            && previous != agent_id
+        {
+            self.out.push_back(Output::Warning(Warning::AgentIdChanged {
+                previous,
+                current: agent_id.clone(),
+            }));
+        }
+        self.updates.set_agent_id(&agent_id);
+        self.agent_id = Some(agent_id.clone());
+        self.link = Link::Registered {
+            last_heard: self.now,
+            ping_interval,
+        };
+        self.out.push_back(Output::Registered {
+            agent_id,
+            ping_interval,
+        });
+        self.updates.go_online(self.now, &mut self.out);
+    }
+
+    fn master_message(&mut self, message: MasterMessage) {
+        match &mut self.link {
+            Link::Disconnected => {
+                self.out.push_back(Output::Warning(Warning::MessageWhileDisconnected));
+                return;
+            }
+            Link::Registering { .. } => {}
+            Link::Registered { last_heard, .. } => *last_heard = self.now,
+        }
+        match message {
+            MasterMessage::Registered {
+                agent_id,
+                ping_interval,
+            } => self.registered(agent_id, ping_interval),
+            MasterMessage::Ping => self.out.push_back(Output::Send(AgentMessage::Pong)),
+            MasterMessage::Error(message) => self.reconnect(ReconnectReason::Refused(message)),
+            MasterMessage::RunTask { framework_id, task } => self.run_task(framework_id, task),
+            MasterMessage::KillTask { framework_id, task_id } => {
+                self.kill_task(ContainerId::new(framework_id, task_id), None);
+            }
+            MasterMessage::ShutdownFramework { framework_id } => self.shutdown_framework(framework_id),
+            MasterMessage::Acknowledge {
+                framework_id,
+                task_id,
+                uuid,
+            } => {
+                let container = ContainerId::new(framework_id, task_id);
+                if self.updates.acknowledge(self.now, &container, uuid, &mut self.out) == Ack::Ignored {
+                    self.out
+                        .push_back(Output::Warning(Warning::UnexpectedAcknowledgement { container, uuid }));
+                }
+            }
+            other => self
+                .out
+                .push_back(Output::Warning(Warning::UnsupportedMessage(format!("{other:?}")))),
+        }
+    }
+
+    // ---- task lifecycle ----
+
+    fn run_task(&mut self, framework_id: FrameworkId, task: TaskInfo) {
+        let container = ContainerId::new(framework_id, task.task_id.clone());
+        if self.tasks.contains_key(&container) {
+            self.out.push_back(Output::Warning(Warning::DuplicateTask(container)));
+            return;
+        }
+        if self.shutting_down.contains(&container.framework_id) {
+            self.out
+                .push_back(Output::Warning(Warning::FrameworkShuttingDown(container)));
+            return;
+        }
+        match self.containerizer.launch(self.now, &container, &task) {
+            Ok(()) => {
+                let state = TaskState::Running;
+                self.tasks.insert(container.clone(), Task { info: task, state, kill: None });
+                self.report(container, state, None, String::new(), None);
+            }
+            Err(error) => self.report(
+                container,
+                TaskState::Failed,
+                Some(TaskReason::ContainerLaunchFailed),
+                error.to_string(),
+                None,
+            ),
+        }
+    }
+
+    /// Kills a live task, reporting `reason` when it ends. A kill of a task
+    /// that has ended but whose final update is unacknowledged does nothing;
+    /// a kill of a task the agent does not know is answered TASK_DROPPED
+    /// (reason TASK_UNKNOWN), as a Mesos agent does for a task it never
+    /// launched.
+    fn kill_task(&mut self, container: ContainerId, reason: Option<TaskReason>) {
+        if let Some(task) = self.tasks.get_mut(&container) {
+            if task.kill.is_none() {
+                task.kill = Some(reason);
+                let grace = task.info.kill_grace_period.unwrap_or(self.config.default_kill_grace);
+                self.containerizer.kill(self.now, &container, grace);
+            }
+        } else if !self.updates.contains(&container) {
+            self.out
+                .push_back(Output::Warning(Warning::KillOfUnknownTask(container.clone())));
+            self.report(
+                container,
+                TaskState::Dropped,
+                Some(TaskReason::TaskUnknown),
+                "the agent does not know this task".to_owned(),
+                None,
+            );
+        }
+    }
+
+    /// Kills every live task of the framework and forgets its unacknowledged
+    /// updates: a shut-down framework acknowledges nothing. The final updates
+    /// of its tasks are sent once, not retried.
+    fn shutdown_framework(&mut self, framework_id: FrameworkId) {
+        self.updates.drop_framework(&framework_id);
+        let doomed: Vec<ContainerId> = self
+            .tasks
+            .keys()
+            .filter(|id| id.framework_id == framework_id)
+            .cloned()
+            .collect();
+        if doomed.is_empty() {
+            return;
+        }
+        self.shutting_down.insert(framework_id);
+        for container in doomed {
+            self.kill_task(container, Some(TaskReason::FrameworkRemoved));
+        }
+    }
+
+    fn container_exited(&mut self, container: ContainerId, exit: &ExitStatus) {
+        let Some(task) = self.tasks.remove(&container) else {
+            self.out
+                .push_back(Output::Warning(Warning::UnknownContainerExit(container)));
+            return;
+        };
+        let (state, reason) = match (task.kill, exit.limitation) {
+            (Some(reason), _) => (TaskState::Killed, reason),
+            (None, _) if exit.killed => (TaskState::Killed, None),
+            (None, Some(limitation)) => (TaskState::Failed, Some(limitation)),
+            (None, None) if exit.success() => (TaskState::Finished, None),
+            (None, None) => (TaskState::Failed, Some(TaskReason::CommandExecutorFailed)),
+        };
+        self.report(container, state, reason, exit.to_string(), exit.code);
+    }
+
+    /// Produces a status update for a task and hands it to the status update
+    /// manager (or, for a shut-down framework, sends it once).
+    fn report(
+        &mut self,
+        container: ContainerId,
+        state: TaskState,
+        reason: Option<TaskReason>,
+        message: String,
+        exit_code: Option<i32>,
+    ) {
+        let status = TaskStatus {
+            reason,
+            message,
+            source: Some(TaskSource::Agent),
+            agent_id: self.agent_id.clone(),
+            uuid: Some(self.new_uuid()),
+            exit_code,
+            ..TaskStatus::new(container.task_id.clone(), state, self.now)
+        };
+        self.out.push_back(Output::TaskChanged {
+            container: container.clone(),
+            state,
+        });
+        if self.shutting_down.contains(&container.framework_id) {
+            if self.is_registered() {
+                self.out.push_back(Output::Send(AgentMessage::StatusUpdate {
+                    framework_id: container.framework_id.clone(),
+                    status,
+                }));
+            } else {
+                self.out.push_back(Output::Warning(Warning::UpdateDropped {
+                    container: container.clone(),
+                    state,
+                }));
+            }
+            let framework_id = &container.framework_id;
+            if !self.tasks.keys().any(|id| id.framework_id == *framework_id) {
+                self.shutting_down.remove(framework_id);
+            }
+        } else {
+            self.updates.enqueue(self.now, container, status, &mut self.out);
+        }
+    }
+
+    /// A random (version 4) uuid from the seeded generator.
+    fn new_uuid(&mut self) -> StatusUuid {
+        let bits = (u128::from(self.rng.next_u64()) << 64) | u128::from(self.rng.next_u64());
+        let bits = (bits & !(0xF << 76)) | (0x4 << 76);
+        let bits = (bits & !(0x3 << 62)) | (0x2 << 62);
+        StatusUuid::from_u128(bits)
+    }
+
+    // ---- time ----
+
+    /// Handles everything due by `now`.
+    fn advance(&mut self) {
+        while let Some((container, exit)) = self.containerizer.poll_exit(self.now) {
+            self.container_exited(container, &exit);
+        }
+        if self.is_registered() {
+            self.updates.tick(self.now, &mut self.out);
+        }
+        match self.link {
+            Link::Registering { since } if self.now >= since + self.config.registration_timeout => {
+                self.reconnect(ReconnectReason::RegistrationTimeout(self.config.registration_timeout));
+            }
+            Link::Registered {
+                last_heard,
+                ping_interval,
+            } => {
+                if let Some(limit) = self.silence_limit(ping_interval)
+                    && self.now >= last_heard + limit
+                {
+                    self.reconnect(ReconnectReason::MasterSilent(limit));
+                }
+            }
+            Link::Registering { .. } | Link::Disconnected => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

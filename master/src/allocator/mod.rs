@@ -1,0 +1,105 @@
+//! The allocator decides who is offered what. The master core tells it about
+//! agents, frameworks and resources coming back; on each cycle it returns
+//! [`Allocation`]s, which the master turns into offers.
+//!
+//! Every resource the allocator hands out stays *allocated* to that framework
+//! (offered or used by tasks) until the master [`Allocator::recover`]s it, so
+//! offered resources count towards dominant shares, as in Mesos.
+
+mod drf;
+
+pub use drf::{DrfAllocator, DrfConfig};
+
+use agora_proto::{AgentId, FrameworkId, Resources, Timestamp};
+use rand::rngs::StdRng;
+use std::time::Duration;
+
+/// Resources of one agent given to one framework for one role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    /// Who receives them.
+    pub framework_id: FrameworkId,
+    /// Where they are.
+    pub agent_id: AgentId,
+    /// The role they are allocated to.
+    pub role: String,
+    /// What is given.
+    pub resources: Resources,
+}
+
+/// Resources a framework already uses on an agent under a role, reported
+/// when either of them (re-)appears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Used {
+    /// The framework.
+    pub framework_id: FrameworkId,
+    /// The agent.
+    pub agent_id: AgentId,
+    /// The role.
+    pub role: String,
+    /// The resources.
+    pub resources: Resources,
+}
+
+/// Per-framework figures for the operator API and metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FrameworkShare {
+    /// Everything allocated to it (offered or used).
+    pub allocated: Resources,
+    /// Its dominant share of the cluster, in [0, 1].
+    pub dominant_share: f64,
+}
+
+/// A pluggable allocation policy. Implementations are pure: time and
+/// randomness are arguments, iteration is deterministic.
+pub trait Allocator: std::fmt::Debug + Send {
+    /// A new agent with `total` resources, some of which may already be used.
+    fn add_agent(&mut self, agent_id: &AgentId, total: &Resources, used: &[Used]);
+    /// The agent is gone; everything on it is forgotten.
+    fn remove_agent(&mut self, agent_id: &AgentId);
+    /// Whether the agent's free resources may be offered (false while it is disconnected).
+    fn set_agent_active(&mut self, agent_id: &AgentId, active: bool);
+
+    /// A new framework with its roles and what it already uses.
+    fn add_framework(&mut self, framework_id: &FrameworkId, roles: &[String], used: &[Used]);
+    /// The framework is gone; its allocations must have been recovered first.
+    fn remove_framework(&mut self, framework_id: &FrameworkId);
+    /// Whether the framework receives offers (false while it is disconnected).
+    fn set_framework_active(&mut self, framework_id: &FrameworkId, active: bool);
+    /// The framework's roles changed.
+    fn update_framework_roles(&mut self, framework_id: &FrameworkId, roles: &[String]);
+
+    /// Resources allocated to a framework come back (declined, unused part of
+    /// an accept, ended task, rescinded offer). With `refuse`, they are not
+    /// offered to that framework on that agent again before `now + refuse`.
+    fn recover(
+        &mut self,
+        now: Timestamp,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        resources: &Resources,
+        refuse: Option<Duration>,
+    );
+
+    /// Stop offering to the framework for these roles (all when empty).
+    fn suppress(&mut self, framework_id: &FrameworkId, roles: &[String]);
+    /// Resume offers for these roles (all when empty) and clear its filters.
+    fn revive(&mut self, framework_id: &FrameworkId, roles: &[String]);
+
+    /// Runs one allocation cycle.
+    fn allocate(&mut self, now: Timestamp, rng: &mut StdRng) -> Vec<Allocation>;
+
+    /// The earliest time a decline filter expires, when a new cycle may find
+    /// something to offer.
+    fn next_filter_expiry(&self) -> Option<Timestamp>;
+
+    /// Figures for one framework.
+    fn framework_share(&self, framework_id: &FrameworkId) -> FrameworkShare;
+    /// The sum of every agent's resources.
+    fn cluster_total(&self) -> Resources;
+    /// Resources allocated on an agent (offered or used).
+    fn agent_allocated(&self, agent_id: &AgentId) -> Resources;
+    /// The number of decline filters in force.
+    fn active_filters(&self, now: Timestamp) -> usize;
+}

@@ -1,0 +1,42 @@
+//! Calls the master core refuses outright. Problems with what a valid call
+//! asks for (a stale offer, a task that does not fit) are not errors: they
+//! come back to the framework as status updates, as in Mesos.
+
+use agora_proto::{AgentId, FrameworkId};
+
+/// Why the master refused a call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MasterError {
+    /// No framework has this id.
+    #[error("framework {0} is not known to this master; subscribe first")]
+    UnknownFramework(FrameworkId),
+    /// The framework exists but has no event stream open.
+    #[error("framework {0} is not subscribed; re-subscribe with its id before making calls")]
+    FrameworkNotSubscribed(FrameworkId),
+    /// The framework was torn down or its failover timeout expired.
+    #[error("framework {0} has been removed and cannot subscribe again; subscribe without an id")]
+    FrameworkRemoved(FrameworkId),
+    /// No agent has this id.
+    #[error("agent {0} is not known to this master")]
+    UnknownAgent(AgentId),
+    /// A role the framework does not hold.
+    #[error("framework {framework_id} does not hold role {role:?}")]
+    UnknownRole {
+        /// The framework.
+        framework_id: FrameworkId,
+        /// The role it named.
+        role: String,
+    },
+    /// UPDATE_FRAMEWORK tried to change what cannot change.
+    #[error("cannot update framework {framework_id}: {reason}")]
+    InvalidUpdate {
+        /// The framework.
+        framework_id: FrameworkId,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The connection is already subscribed under another framework.
+    #[error("this stream is already subscribed as framework {0}")]
+    ConnectionInUse(FrameworkId),
+}

@@ -1,0 +1,1348 @@
+//! The master state machine: agents, frameworks, offers and tasks.
+//!
+//! Inputs arrive through [`Master::handle`] with the current time; the work
+//! they cause is queued as [`Output`]s for the driver to drain with
+//! [`Master::poll_output`]; [`Master::poll_timeout`] says when to call
+//! `handle(now, Input::Tick)` next. Nothing here reads a clock, draws
+//! unseeded randomness or touches the network.
+
+use crate::allocator::{Allocation, Allocator, DrfAllocator, Used};
+use crate::config::MasterConfig;
+use crate::error::MasterError;
+use crate::io::{ConnectionId, Input, Output};
+use crate::state::{AgentStatus, Stats, TaskRecord};
+use agora_proto::{
+    AgentId, AgentInfo, AgentMessage, Call, Capability, Event, Filters, FrameworkCall, FrameworkId, FrameworkInfo,
+    MasterMessage, Offer, OfferId, Operation, Resources, RunningTask, StatusUuid, TaskId, TaskInfo, TaskReason,
+    TaskSource, TaskState, TaskStatus, Timestamp,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+/// How long tasks of a framework that the master learns of only from an
+/// agent (after a master restart) are kept while waiting for it to subscribe.
+const UNKNOWN_FRAMEWORK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// A task the master knows of.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    /// Whose task it is.
+    pub framework_id: FrameworkId,
+    /// What was launched.
+    pub info: TaskInfo,
+    /// The role its resources are allocated to.
+    pub role: String,
+    /// Its latest state.
+    pub state: TaskState,
+    /// The latest status received for it.
+    pub last_status: Option<TaskStatus>,
+    /// Whether its resources went back to the allocator (it ended).
+    resources_recovered: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Framework {
+    pub(crate) info: FrameworkInfo,
+    pub(crate) conn: Option<ConnectionId>,
+    pub(crate) registered_at: Timestamp,
+    next_heartbeat: Timestamp,
+    failover_deadline: Option<Timestamp>,
+    pub(crate) tasks: BTreeMap<TaskId, Task>,
+    pub(crate) offers: BTreeSet<OfferId>,
+}
+
+impl Framework {
+    fn partition_aware(&self) -> bool {
+        self.info.has(Capability::PartitionAware)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Agent {
+    pub(crate) info: AgentInfo,
+    pub(crate) conn: Option<ConnectionId>,
+    pub(crate) status: AgentStatus,
+    pub(crate) registered_at: Timestamp,
+    /// When it is marked unreachable unless heard from.
+    deadline: Timestamp,
+    next_ping: Timestamp,
+    pub(crate) offers: BTreeSet<OfferId>,
+    pub(crate) tasks: BTreeSet<(FrameworkId, TaskId)>,
+}
+
+/// The master core. See the module documentation.
+#[derive(Debug)]
+pub struct Master {
+    pub(crate) config: MasterConfig,
+    pub(crate) allocator: Box<dyn Allocator>,
+    rng: StdRng,
+    pub(crate) frameworks: BTreeMap<FrameworkId, Framework>,
+    removed_frameworks: BTreeSet<FrameworkId>,
+    framework_conns: BTreeMap<ConnectionId, FrameworkId>,
+    pub(crate) agents: BTreeMap<AgentId, Agent>,
+    /// Agent streams; `None` until the stream's agent registers.
+    agent_conns: BTreeMap<ConnectionId, Option<AgentId>>,
+    pub(crate) offers: BTreeMap<OfferId, Offer>,
+    pub(crate) completed_tasks: VecDeque<TaskRecord>,
+    outputs: VecDeque<Output>,
+    next_seq: u64,
+    allocation_pending: bool,
+    next_allocation: Timestamp,
+    pub(crate) stats: Stats,
+}
+
+impl Master {
+    /// A master with the DRF allocator. `seed` drives every random choice
+    /// (the order agents are visited in), so a run can be replayed.
+    pub fn new(config: MasterConfig, seed: u64) -> Self {
+        let allocator = Box::new(DrfAllocator::new(config.drf.clone()));
+        Self::with_allocator(config, allocator, seed)
+    }
+
+    /// A master with the given allocator.
+    pub fn with_allocator(config: MasterConfig, allocator: Box<dyn Allocator>, seed: u64) -> Self {
+        Self {
+            config,
+            allocator,
+            rng: StdRng::seed_from_u64(seed),
+            frameworks: BTreeMap::new(),
+            removed_frameworks: BTreeSet::new(),
+            framework_conns: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            agent_conns: BTreeMap::new(),
+            offers: BTreeMap::new(),
+            completed_tasks: VecDeque::new(),
+            outputs: VecDeque::new(),
+            next_seq: 0,
+            allocation_pending: false,
+            next_allocation: Timestamp::ZERO,
+            stats: Stats::default(),
+        }
+    }
+
+    /// This master's settings.
+    pub fn config(&self) -> &MasterConfig {
+        &self.config
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Feeds one input. An `Err` means the call was refused outright and
+    /// changed nothing; the driver reports it to the caller.
+    pub fn handle(&mut self, now: Timestamp, input: Input) -> Result<(), MasterError> {
+        match input {
+            Input::Subscribe { conn, info } => self.subscribe(now, conn, info)?,
+            Input::Call(call) => self.call(now, call)?,
+            Input::FrameworkDisconnected { conn } => self.framework_disconnected(now, conn),
+            Input::Agent { conn, message } => self.agent_message(now, conn, message),
+            Input::AgentDisconnected { conn } => self.agent_disconnected(now, conn),
+            Input::Tick => self.tick(now),
+        }
+        Ok(())
+    }
+
+    /// The next piece of work for the driver.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When `handle(now, Input::Tick)` should next be called.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let allocation = self.allocation_pending.then_some(self.next_allocation);
+        let filters = self.allocator.next_filter_expiry().map(|t| t.max(self.next_allocation));
+        let frameworks = self.frameworks.values().flat_map(|f| {
+            let heartbeat = f.conn.map(|_| f.next_heartbeat);
+            [heartbeat, f.failover_deadline]
+        });
+        let agents = self.agents.values().flat_map(|a| match a.status {
+            AgentStatus::Active => [Some(a.next_ping), Some(a.deadline)],
+            AgentStatus::Disconnected => [None, Some(a.deadline)],
+            AgentStatus::Unreachable => [None, None],
+        });
+        [allocation, filters].into_iter().chain(frameworks).chain(agents).flatten().min()
+    }
+
+    fn next_id(&mut self, kind: &str) -> String {
+        self.next_seq += 1;
+        format!("{}-{kind}{:04}", self.config.master_id, self.next_seq)
+    }
+
+    fn request_allocation(&mut self) {
+        self.allocation_pending = true;
+    }
+
+    fn push(&mut self, output: Output) {
+        self.outputs.push_back(output);
+    }
+
+    // ----- frameworks -------------------------------------------------------
+
+    fn subscribe(&mut self, now: Timestamp, conn: ConnectionId, mut info: FrameworkInfo) -> Result<(), MasterError> {
+        if let Some(existing) = self.framework_conns.get(&conn) {
+            return Err(MasterError::ConnectionInUse(existing.clone()));
+        }
+        let framework_id = match info.id.clone() {
+            Some(id) if self.removed_frameworks.contains(&id) => return Err(MasterError::FrameworkRemoved(id)),
+            Some(id) => id,
+            None => {
+                let id = self.next_id("F");
+                FrameworkId::new(id).map_err(|e| MasterError::InvalidUpdate {
+                    framework_id: FrameworkId::new("invalid").unwrap_or_else(|_| unreachable!()),
+                    reason: e.to_string(),
+                })?
+            }
+        };
+        info.id = Some(framework_id.clone());
+        let heartbeat = now + self.config.heartbeat_interval;
+
+        if let Some(framework) = self.frameworks.get_mut(&framework_id) {
+            // Re-subscription: the newest stream wins, the old one is closed.
+            if let Some(old) = framework.conn.replace(conn) {
+                self.framework_conns.remove(&old);
+                self.outputs.push_back(Output::CloseFramework { conn: old });
+            }
+            let roles_changed = framework.info.roles != info.roles;
+            framework.info = info;
+            framework.failover_deadline = None;
+            framework.next_heartbeat = heartbeat;
+            let roles = framework.info.roles.clone();
+            if roles_changed {
+                self.allocator.update_framework_roles(&framework_id, &roles);
+            }
+            self.allocator.set_framework_active(&framework_id, true);
+        } else {
+            self.allocator.add_framework(&framework_id, &info.roles, &[]);
+            self.frameworks.insert(
+                framework_id.clone(),
+                Framework {
+                    info,
+                    conn: Some(conn),
+                    registered_at: now,
+                    next_heartbeat: heartbeat,
+                    failover_deadline: None,
+                    tasks: BTreeMap::new(),
+                    offers: BTreeSet::new(),
+                },
+            );
+        }
+        self.framework_conns.insert(conn, framework_id.clone());
+        self.stats.subscriptions += 1;
+        self.push(Output::ToFramework {
+            conn,
+            event: Event::Subscribed {
+                framework_id,
+                heartbeat_interval: self.config.heartbeat_interval,
+                master_id: self.config.master_id.clone(),
+            },
+        });
+        self.push(Output::ToFramework {
+            conn,
+            event: Event::Heartbeat,
+        });
+        self.request_allocation();
+        Ok(())
+    }
+
+    fn subscribed_framework(&self, framework_id: &FrameworkId) -> Result<ConnectionId, MasterError> {
+        match self.frameworks.get(framework_id) {
+            Some(Framework { conn: Some(conn), .. }) => Ok(*conn),
+            Some(_) => Err(MasterError::FrameworkNotSubscribed(framework_id.clone())),
+            None if self.removed_frameworks.contains(framework_id) => {
+                Err(MasterError::FrameworkRemoved(framework_id.clone()))
+            }
+            None => Err(MasterError::UnknownFramework(framework_id.clone())),
+        }
+    }
+
+    fn call(&mut self, now: Timestamp, FrameworkCall { framework_id, call }: FrameworkCall) -> Result<(), MasterError> {
+        let conn = self.subscribed_framework(&framework_id)?;
+        self.stats.calls += 1;
+        match call {
+            Call::Accept {
+                offer_ids,
+                operations,
+                filters,
+            } => self.accept(now, conn, &framework_id, offer_ids, operations, filters),
+            Call::Decline { offer_ids, filters } => self.decline(now, &framework_id, &offer_ids, filters),
+            Call::Revive { roles } => {
+                self.check_roles(&framework_id, &roles)?;
+                self.allocator.revive(&framework_id, &roles);
+                self.request_allocation();
+            }
+            Call::Suppress { roles } => {
+                self.check_roles(&framework_id, &roles)?;
+                self.allocator.suppress(&framework_id, &roles);
+            }
+            Call::Kill { task_id, agent_id } => self.kill(now, conn, &framework_id, task_id, agent_id),
+            Call::Acknowledge {
+                agent_id,
+                task_id,
+                uuid,
+            } => self.acknowledge(&framework_id, agent_id, task_id, uuid)?,
+            Call::Reconcile { tasks } => self.reconcile(now, conn, &framework_id, tasks),
+            Call::Teardown => self.remove_framework(now, &framework_id),
+            Call::UpdateFramework(info) => self.update_framework(&framework_id, info)?,
+        }
+        Ok(())
+    }
+
+    fn check_roles(&self, framework_id: &FrameworkId, roles: &[String]) -> Result<(), MasterError> {
+        let held = self.frameworks.get(framework_id).map(|f| f.info.roles.as_slice()).unwrap_or_default();
+        match roles.iter().find(|r| !held.contains(r)) {
+            Some(role) => Err(MasterError::UnknownRole {
+                framework_id: framework_id.clone(),
+                role: role.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn update_framework(&mut self, framework_id: &FrameworkId, mut info: FrameworkInfo) -> Result<(), MasterError> {
+        let Some(framework) = self.frameworks.get_mut(framework_id) else {
+            return Err(MasterError::UnknownFramework(framework_id.clone()));
+        };
+        if info.user != framework.info.user && !info.user.is_empty() {
+            return Err(MasterError::InvalidUpdate {
+                framework_id: framework_id.clone(),
+                reason: format!("the user cannot change (from {:?} to {:?})", framework.info.user, info.user),
+            });
+        }
+        info.id = Some(framework_id.clone());
+        info.user.clone_from(&framework.info.user);
+        let roles_changed = framework.info.roles != info.roles;
+        framework.info = info;
+        if roles_changed {
+            let roles = framework.info.roles.clone();
+            // Offers made for roles the framework no longer holds are withdrawn.
+            let stale: Vec<OfferId> = framework
+                .offers
+                .iter()
+                .filter(|id| self.offers.get(*id).is_some_and(|o| !roles.contains(&o.role)))
+                .cloned()
+                .collect();
+            self.allocator.update_framework_roles(framework_id, &roles);
+            for offer_id in stale {
+                self.rescind_offer(Timestamp::ZERO, &offer_id);
+            }
+            self.request_allocation();
+        }
+        Ok(())
+    }
+
+    fn framework_disconnected(&mut self, now: Timestamp, conn: ConnectionId) {
+        let Some(framework_id) = self.framework_conns.remove(&conn) else {
+            return;
+        };
+        let Some(framework) = self.frameworks.get_mut(&framework_id) else {
+            return;
+        };
+        if framework.conn != Some(conn) {
+            return;
+        }
+        framework.conn = None;
+        let timeout = framework.info.failover_timeout;
+        framework.failover_deadline = Some(now + timeout);
+        let offers: Vec<OfferId> = framework.offers.iter().cloned().collect();
+        self.allocator.set_framework_active(&framework_id, false);
+        for offer_id in offers {
+            self.rescind_offer(now, &offer_id);
+        }
+        if timeout.is_zero() {
+            self.remove_framework(now, &framework_id);
+        }
+    }
+
+    /// Removes a framework for good: its offers go back, its tasks are killed.
+    fn remove_framework(&mut self, now: Timestamp, framework_id: &FrameworkId) {
+        let Some(framework) = self.frameworks.remove(framework_id) else {
+            return;
+        };
+        if let Some(conn) = framework.conn {
+            self.framework_conns.remove(&conn);
+            self.push(Output::CloseFramework { conn });
+        }
+        for offer_id in &framework.offers {
+            if let Some(offer) = self.offers.remove(offer_id) {
+                if let Some(agent) = self.agents.get_mut(&offer.agent_id) {
+                    agent.offers.remove(offer_id);
+                }
+                self.allocator
+                    .recover(now, framework_id, &offer.agent_id, &offer.role, &offer.resources, None);
+            }
+        }
+        let mut agents_to_tell = BTreeSet::new();
+        for (task_id, mut task) in framework.tasks {
+            let agent_id = task.info.agent_id.clone();
+            if let Some(agent) = self.agents.get_mut(&agent_id) {
+                agent.tasks.remove(&(framework_id.clone(), task_id.clone()));
+                if !task.state.is_terminal()
+                    && let Some(conn) = agent.conn
+                {
+                    agents_to_tell.insert(conn);
+                }
+            }
+            if !task.resources_recovered {
+                self.allocator
+                    .recover(now, framework_id, &agent_id, &task.role, &task.info.resources, None);
+                task.resources_recovered = true;
+            }
+            if !task.state.is_terminal() {
+                let mut status = TaskStatus::new(task_id, TaskState::Killed, now);
+                status.reason = Some(TaskReason::FrameworkRemoved);
+                status.source = Some(TaskSource::Master);
+                status.agent_id = Some(agent_id);
+                status.message = "Framework removed".to_owned();
+                task.state = TaskState::Killed;
+                task.last_status = Some(status);
+            }
+            self.complete(task);
+        }
+        for conn in agents_to_tell {
+            self.push(Output::ToAgent {
+                conn,
+                message: MasterMessage::ShutdownFramework {
+                    framework_id: framework_id.clone(),
+                },
+            });
+        }
+        self.allocator.remove_framework(framework_id);
+        self.removed_frameworks.insert(framework_id.clone());
+        self.stats.frameworks_removed += 1;
+        self.request_allocation();
+    }
+
+    fn complete(&mut self, task: Task) {
+        self.completed_tasks.push_back(TaskRecord::from(&task));
+        while self.completed_tasks.len() > self.config.max_completed_tasks {
+            self.completed_tasks.pop_front();
+        }
+    }
+
+    /// Sends a status update to a framework, as the framework understands
+    /// it: frameworks that are not partition-aware see LOST for the newer
+    /// states.
+    fn send_update(&mut self, framework_id: &FrameworkId, mut status: TaskStatus) {
+        let Some(framework) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        let Some(conn) = framework.conn else {
+            return;
+        };
+        if !framework.partition_aware()
+            && matches!(
+                status.state,
+                TaskState::Unreachable
+                    | TaskState::Dropped
+                    | TaskState::Gone
+                    | TaskState::GoneByOperator
+                    | TaskState::Unknown
+            )
+        {
+            status.state = TaskState::Lost;
+        }
+        self.push(Output::ToFramework {
+            conn,
+            event: Event::Update(status),
+        });
+    }
+
+    fn master_status(
+        now: Timestamp,
+        task_id: TaskId,
+        state: TaskState,
+        reason: TaskReason,
+        agent_id: Option<AgentId>,
+        message: String,
+    ) -> TaskStatus {
+        let mut status = TaskStatus::new(task_id, state, now);
+        status.reason = Some(reason);
+        status.source = Some(TaskSource::Master);
+        status.agent_id = agent_id;
+        status.message = message;
+        status
+    }
+
+    // ----- offers -----------------------------------------------------------
+
+    fn make_offers(&mut self, allocations: Vec<Allocation>) {
+        let mut by_framework: BTreeMap<FrameworkId, Vec<Offer>> = BTreeMap::new();
+        for allocation in allocations {
+            let offer_id = OfferId::new(self.next_id("O")).unwrap_or_else(|_| unreachable!("generated ids are valid"));
+            let Some(agent) = self.agents.get_mut(&allocation.agent_id) else {
+                continue;
+            };
+            agent.offers.insert(offer_id.clone());
+            let offer = Offer {
+                id: offer_id.clone(),
+                framework_id: allocation.framework_id.clone(),
+                agent_id: allocation.agent_id,
+                hostname: agent.info.hostname.clone(),
+                resources: allocation.resources,
+                attributes: agent.info.attributes.clone(),
+                role: allocation.role,
+            };
+            if let Some(framework) = self.frameworks.get_mut(&allocation.framework_id) {
+                framework.offers.insert(offer_id.clone());
+            }
+            self.offers.insert(offer_id, offer.clone());
+            by_framework.entry(allocation.framework_id).or_default().push(offer);
+        }
+        for (framework_id, offers) in by_framework {
+            self.stats.offers_made += offers.len() as u64;
+            match self.frameworks.get(&framework_id).and_then(|f| f.conn) {
+                Some(conn) => self.push(Output::ToFramework {
+                    conn,
+                    event: Event::Offers(offers),
+                }),
+                None => {
+                    // The allocator only serves active frameworks, so this
+                    // cannot happen; if it does, nothing must leak.
+                    for offer in offers {
+                        self.rescind_offer(Timestamp::ZERO, &offer.id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes an offer out of circulation and returns its resources, telling
+    /// the framework if it is connected.
+    fn rescind_offer(&mut self, now: Timestamp, offer_id: &OfferId) {
+        let Some(offer) = self.remove_offer(offer_id) else {
+            return;
+        };
+        self.allocator
+            .recover(now, &offer.framework_id, &offer.agent_id, &offer.role, &offer.resources, None);
+        self.stats.offers_rescinded += 1;
+        if let Some(conn) = self.frameworks.get(&offer.framework_id).and_then(|f| f.conn) {
+            self.push(Output::ToFramework {
+                conn,
+                event: Event::Rescind(offer.id),
+            });
+        }
+        self.request_allocation();
+    }
+
+    fn remove_offer(&mut self, offer_id: &OfferId) -> Option<Offer> {
+        let offer = self.offers.remove(offer_id)?;
+        if let Some(framework) = self.frameworks.get_mut(&offer.framework_id) {
+            framework.offers.remove(offer_id);
+        }
+        if let Some(agent) = self.agents.get_mut(&offer.agent_id) {
+            agent.offers.remove(offer_id);
+        }
+        Some(offer)
+    }
+
+    fn decline(&mut self, now: Timestamp, framework_id: &FrameworkId, offer_ids: &[OfferId], filters: Filters) {
+        for offer_id in offer_ids {
+            // Declining an offer that was rescinded meanwhile is a benign race.
+            if self.offers.get(offer_id).is_none_or(|o| &o.framework_id != framework_id) {
+                self.stats.declines_of_unknown_offers += 1;
+                continue;
+            }
+            if let Some(offer) = self.remove_offer(offer_id) {
+                self.allocator.recover(
+                    now,
+                    framework_id,
+                    &offer.agent_id,
+                    &offer.role,
+                    &offer.resources,
+                    Some(filters.refuse),
+                );
+                self.stats.offers_declined += 1;
+            }
+        }
+        self.request_allocation();
+    }
+
+    /// Why the offers of an ACCEPT cannot be used, if they cannot.
+    fn invalid_offers(&self, framework_id: &FrameworkId, offer_ids: &[OfferId]) -> Option<String> {
+        let mut seen = BTreeSet::new();
+        let mut agent: Option<&AgentId> = None;
+        for offer_id in offer_ids {
+            if !seen.insert(offer_id) {
+                return Some(format!("Offer {offer_id} appears more than once in the call"));
+            }
+            let Some(offer) = self.offers.get(offer_id) else {
+                return Some(format!("Offer {offer_id} is no longer valid"));
+            };
+            if &offer.framework_id != framework_id {
+                return Some(format!("Offer {offer_id} is not an offer to framework {framework_id}"));
+            }
+            match agent {
+                Some(first) if first != &offer.agent_id => {
+                    return Some(format!(
+                        "Offers must all be on one agent; offer {offer_id} is on agent {} and another is on agent {first}",
+                        offer.agent_id
+                    ));
+                }
+                _ => agent = Some(&offer.agent_id),
+            }
+        }
+        None
+    }
+
+    fn accept(
+        &mut self,
+        now: Timestamp,
+        conn: ConnectionId,
+        framework_id: &FrameworkId,
+        offer_ids: Vec<OfferId>,
+        operations: Vec<Operation>,
+        filters: Filters,
+    ) {
+        let tasks: Vec<TaskInfo> = operations
+            .into_iter()
+            .flat_map(|op| match op {
+                Operation::Launch(tasks) => tasks,
+            })
+            .collect();
+
+        if let Some(reason) = self.invalid_offers(framework_id, &offer_ids) {
+            // Offers of this framework that are still valid go back unfiltered;
+            // other frameworks' offers are not touched.
+            for offer_id in &offer_ids {
+                if self.offers.get(offer_id).is_some_and(|o| &o.framework_id == framework_id)
+                    && let Some(offer) = self.remove_offer(offer_id)
+                {
+                    self.allocator
+                        .recover(now, framework_id, &offer.agent_id, &offer.role, &offer.resources, None);
+                }
+            }
+            for task in tasks {
+                self.stats.tasks_dropped += 1;
+                let status = Self::master_status(
+                    now,
+                    task.task_id.clone(),
+                    TaskState::Dropped,
+                    TaskReason::InvalidOffers,
+                    Some(task.agent_id.clone()),
+                    reason.clone(),
+                );
+                self.send_update(framework_id, status.clone());
+                self.completed_tasks.push_back(TaskRecord::ended(framework_id, task, status));
+            }
+            self.request_allocation();
+            return;
+        }
+
+        // Pool the offered resources by role; tasks take from the pool.
+        let mut pool: BTreeMap<String, Resources> = BTreeMap::new();
+        let mut agent_id = None;
+        for offer_id in &offer_ids {
+            if let Some(offer) = self.remove_offer(offer_id) {
+                *pool.entry(offer.role).or_default() += &offer.resources;
+                agent_id = Some(offer.agent_id);
+            }
+        }
+        let Some(agent_id) = agent_id else {
+            return;
+        };
+        self.stats.offers_accepted += offer_ids.len() as u64;
+        let agent_conn = self.agents.get(&agent_id).and_then(|a| a.conn);
+
+        let mut launched_ids = BTreeSet::new();
+        for task in tasks {
+            let problem = self.validate_task(framework_id, &agent_id, &task, &launched_ids, &pool);
+            let role = match problem {
+                Ok(role) => role,
+                Err(message) => {
+                    self.stats.tasks_invalid += 1;
+                    let status = Self::master_status(
+                        now,
+                        task.task_id.clone(),
+                        TaskState::Error,
+                        TaskReason::TaskInvalid,
+                        Some(agent_id.clone()),
+                        message,
+                    );
+                    self.send_update(framework_id, status.clone());
+                    self.completed_tasks.push_back(TaskRecord::ended(framework_id, task, status));
+                    continue;
+                }
+            };
+            if let Some(available) = pool.get_mut(&role) {
+                *available -= &task.resources;
+            }
+            launched_ids.insert(task.task_id.clone());
+            let Some(agent_conn) = agent_conn else {
+                // Offers of a disconnected agent are rescinded, so this is a race
+                // inside one call at most; the task never starts.
+                let status = Self::master_status(
+                    now,
+                    task.task_id.clone(),
+                    TaskState::Dropped,
+                    TaskReason::AgentDisconnected,
+                    Some(agent_id.clone()),
+                    format!("Agent {agent_id} is disconnected"),
+                );
+                *pool.entry(role).or_default() += &task.resources;
+                self.send_update(framework_id, status.clone());
+                self.completed_tasks.push_back(TaskRecord::ended(framework_id, task, status));
+                continue;
+            };
+            self.stats.tasks_launched += 1;
+            if let Some(agent) = self.agents.get_mut(&agent_id) {
+                agent.tasks.insert((framework_id.clone(), task.task_id.clone()));
+            }
+            self.push(Output::ToAgent {
+                conn: agent_conn,
+                message: MasterMessage::RunTask {
+                    framework_id: framework_id.clone(),
+                    task: task.clone(),
+                },
+            });
+            if let Some(framework) = self.frameworks.get_mut(framework_id) {
+                framework.tasks.insert(
+                    task.task_id.clone(),
+                    Task {
+                        framework_id: framework_id.clone(),
+                        info: task,
+                        role,
+                        state: TaskState::Staging,
+                        last_status: None,
+                        resources_recovered: false,
+                    },
+                );
+            }
+        }
+        let _ = conn;
+
+        for (role, unused) in pool {
+            if !unused.is_empty() {
+                self.allocator
+                    .recover(now, framework_id, &agent_id, &role, &unused, Some(filters.refuse));
+            }
+        }
+        self.request_allocation();
+    }
+
+    /// Checks one task of an ACCEPT, returning the role whose offered
+    /// resources it uses, or a message saying what is wrong.
+    fn validate_task(
+        &self,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        task: &TaskInfo,
+        launched: &BTreeSet<TaskId>,
+        pool: &BTreeMap<String, Resources>,
+    ) -> Result<String, String> {
+        let in_use = self
+            .frameworks
+            .get(framework_id)
+            .is_some_and(|f| f.tasks.contains_key(&task.task_id));
+        if in_use || launched.contains(&task.task_id) {
+            return Err(format!("Task ID '{}' is already in use", task.task_id));
+        }
+        if &task.agent_id != agent_id {
+            return Err(format!(
+                "Task's agent_id {} does not match the agent {agent_id} of the offers",
+                task.agent_id
+            ));
+        }
+        if task.resources.is_empty() {
+            return Err("Task uses no resources".to_owned());
+        }
+        if task.resources.cpus() == agora_proto::Scalar::ZERO && task.resources.mem() == agora_proto::Scalar::ZERO {
+            return Err(format!("Task uses neither cpus nor mem ({})", task.resources));
+        }
+        pool.iter()
+            .find(|(_, available)| available.contains(&task.resources))
+            .map(|(role, _)| role.clone())
+            .ok_or_else(|| {
+                let available = pool.values().fold(Resources::new(), |acc, r| acc + r);
+                format!(
+                    "Task uses more resources ({}) than available in the offers ({available})",
+                    task.resources
+                )
+            })
+    }
+
+    // ----- tasks ------------------------------------------------------------
+
+    fn kill(
+        &mut self,
+        now: Timestamp,
+        conn: ConnectionId,
+        framework_id: &FrameworkId,
+        task_id: TaskId,
+        agent_id: Option<AgentId>,
+    ) {
+        let task = self.frameworks.get(framework_id).and_then(|f| f.tasks.get(&task_id));
+        match task {
+            Some(task) if !task.state.is_terminal() => {
+                let agent_conn = self.agents.get(&task.info.agent_id).and_then(|a| a.conn);
+                if let Some(agent_conn) = agent_conn {
+                    self.push(Output::ToAgent {
+                        conn: agent_conn,
+                        message: MasterMessage::KillTask {
+                            framework_id: framework_id.clone(),
+                            task_id,
+                        },
+                    });
+                }
+            }
+            Some(_) => {}
+            None => {
+                let _ = conn;
+                let status = Self::master_status(
+                    now,
+                    task_id,
+                    TaskState::Unknown,
+                    TaskReason::TaskUnknown,
+                    agent_id,
+                    "Attempted to kill an unknown task".to_owned(),
+                );
+                self.send_update(framework_id, status);
+            }
+        }
+    }
+
+    fn acknowledge(
+        &mut self,
+        framework_id: &FrameworkId,
+        agent_id: AgentId,
+        task_id: TaskId,
+        uuid: StatusUuid,
+    ) -> Result<(), MasterError> {
+        let Some(agent) = self.agents.get(&agent_id) else {
+            return Err(MasterError::UnknownAgent(agent_id));
+        };
+        if let Some(conn) = agent.conn {
+            self.push(Output::ToAgent {
+                conn,
+                message: MasterMessage::Acknowledge {
+                    framework_id: framework_id.clone(),
+                    task_id: task_id.clone(),
+                    uuid,
+                },
+            });
+        }
+        self.stats.acknowledgements += 1;
+        let acked_terminal = self
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.tasks.get(&task_id))
+            .is_some_and(|t| t.state.is_terminal() && t.last_status.as_ref().and_then(|s| s.uuid) == Some(uuid));
+        if acked_terminal && let Some(task) = self.frameworks.get_mut(framework_id).and_then(|f| f.tasks.remove(&task_id)) {
+            if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
+                agent.tasks.remove(&(framework_id.clone(), task_id));
+            }
+            self.complete(task);
+        }
+        Ok(())
+    }
+
+    fn reconcile(
+        &mut self,
+        now: Timestamp,
+        conn: ConnectionId,
+        framework_id: &FrameworkId,
+        tasks: Vec<(TaskId, Option<AgentId>)>,
+    ) {
+        let _ = conn;
+        let mut answers = Vec::new();
+        let Some(framework) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        if tasks.is_empty() {
+            for task in framework.tasks.values() {
+                answers.push(self.reconciliation_status(now, task));
+            }
+        } else {
+            for (task_id, agent_id) in tasks {
+                let status = match framework.tasks.get(&task_id) {
+                    Some(task) => self.reconciliation_status(now, task),
+                    None => {
+                        let (state, message) = match agent_id.as_ref().and_then(|a| self.agents.get(a)) {
+                            Some(agent) if agent.status == AgentStatus::Unreachable => {
+                                (TaskState::Unreachable, "Task is unknown and its agent is unreachable")
+                            }
+                            Some(_) => (TaskState::Gone, "Task is unknown to the master and its agent"),
+                            None => (TaskState::Unknown, "Task is unknown to the master"),
+                        };
+                        Self::master_status(
+                            now,
+                            task_id,
+                            state,
+                            TaskReason::Reconciliation,
+                            agent_id,
+                            message.to_owned(),
+                        )
+                    }
+                };
+                answers.push(status);
+            }
+        }
+        self.stats.reconciliations += 1;
+        for status in answers {
+            self.send_update(framework_id, status);
+        }
+    }
+
+    fn reconciliation_status(&self, now: Timestamp, task: &Task) -> TaskStatus {
+        let mut status = task.last_status.clone().unwrap_or_else(|| {
+            let mut s = TaskStatus::new(task.info.task_id.clone(), task.state, now);
+            s.agent_id = Some(task.info.agent_id.clone());
+            s
+        });
+        status.state = task.state;
+        status.reason = Some(TaskReason::Reconciliation);
+        status.source = Some(TaskSource::Master);
+        status.uuid = None;
+        status.timestamp = now;
+        status
+    }
+
+    // ----- agents -----------------------------------------------------------
+
+    fn agent_message(&mut self, now: Timestamp, conn: ConnectionId, message: AgentMessage) {
+        let registered = self.agent_conns.get(&conn).cloned().flatten();
+        match (message, registered) {
+            (AgentMessage::Register { info, agent_id, tasks }, _) => self.register_agent(now, conn, info, agent_id, tasks),
+            (AgentMessage::StatusUpdate { framework_id, status }, Some(agent_id)) => {
+                self.touch_agent(now, &agent_id);
+                self.status_update(now, &agent_id, conn, framework_id, status);
+            }
+            (AgentMessage::Pong, Some(agent_id)) => self.touch_agent(now, &agent_id),
+            (_, None) => {
+                self.push(Output::ToAgent {
+                    conn,
+                    message: MasterMessage::Error("the first message on an agent stream must be a registration".into()),
+                });
+                self.push(Output::CloseAgent { conn });
+            }
+        }
+    }
+
+    fn touch_agent(&mut self, now: Timestamp, agent_id: &AgentId) {
+        let timeout = self.config.agent_timeout();
+        if let Some(agent) = self.agents.get_mut(agent_id) {
+            agent.deadline = now + timeout;
+        }
+    }
+
+    fn register_agent(
+        &mut self,
+        now: Timestamp,
+        conn: ConnectionId,
+        info: AgentInfo,
+        agent_id: Option<AgentId>,
+        reported: Vec<RunningTask>,
+    ) {
+        let agent_id = match agent_id {
+            Some(id) => id,
+            None => AgentId::new(self.next_id("S")).unwrap_or_else(|_| unreachable!("generated ids are valid")),
+        };
+        // Whatever this agent had before is rebuilt from what it reports now.
+        let previous = self.agents.remove(&agent_id);
+        if let Some(previous) = &previous {
+            for offer_id in previous.offers.iter().cloned().collect::<Vec<_>>() {
+                self.rescind_offer(now, &offer_id);
+            }
+            if let Some(old) = previous.conn.filter(|c| *c != conn) {
+                self.agent_conns.remove(&old);
+                self.push(Output::CloseAgent { conn: old });
+            }
+            self.allocator.remove_agent(&agent_id);
+        }
+        self.agent_conns.insert(conn, Some(agent_id.clone()));
+
+        let reported_ids: BTreeSet<(FrameworkId, TaskId)> = reported
+            .iter()
+            .map(|t| (t.framework_id.clone(), t.task.task_id.clone()))
+            .collect();
+        // Tasks the master had on the agent that the agent no longer runs.
+        if let Some(previous) = &previous {
+            for (framework_id, task_id) in previous.tasks.difference(&reported_ids) {
+                let Some(task) = self.frameworks.get_mut(framework_id).and_then(|f| f.tasks.get_mut(task_id)) else {
+                    continue;
+                };
+                if task.state.is_terminal() {
+                    continue;
+                }
+                // Its resources were dropped with the agent's old slot in the allocator.
+                task.resources_recovered = true;
+                let status = Self::master_status(
+                    now,
+                    task_id.clone(),
+                    TaskState::Gone,
+                    TaskReason::AgentRemoved,
+                    Some(agent_id.clone()),
+                    "The agent re-registered without this task".to_owned(),
+                );
+                task.state = TaskState::Gone;
+                task.last_status = Some(status.clone());
+                self.send_update(framework_id, status);
+            }
+        }
+
+        let mut used = Vec::new();
+        let mut shutdown = BTreeSet::new();
+        let mut recovered_frameworks = BTreeSet::new();
+        for running in reported {
+            let RunningTask {
+                framework_id,
+                task,
+                state,
+            } = running;
+            if self.removed_frameworks.contains(&framework_id) {
+                shutdown.insert(framework_id);
+                continue;
+            }
+            let framework = self.frameworks.entry(framework_id.clone()).or_insert_with(|| {
+                // A framework known only from its agents' reports (after a
+                // master restart): keep its tasks while it has time to subscribe.
+                recovered_frameworks.insert(framework_id.clone());
+                let mut info = FrameworkInfo::new("(recovered from agent report)");
+                info.id = Some(framework_id.clone());
+                info.failover_timeout = UNKNOWN_FRAMEWORK_TIMEOUT;
+                Framework {
+                    info,
+                    conn: None,
+                    registered_at: now,
+                    next_heartbeat: now,
+                    failover_deadline: Some(now + UNKNOWN_FRAMEWORK_TIMEOUT),
+                    tasks: BTreeMap::new(),
+                    offers: BTreeSet::new(),
+                }
+            });
+            let role = framework
+                .tasks
+                .get(&task.task_id)
+                .map(|t| t.role.clone())
+                .or_else(|| framework.info.roles.first().cloned())
+                .unwrap_or_else(|| agora_proto::DEFAULT_ROLE.to_owned());
+            let entry = framework.tasks.entry(task.task_id.clone()).or_insert_with(|| Task {
+                framework_id: framework_id.clone(),
+                info: task.clone(),
+                role: role.clone(),
+                state,
+                last_status: None,
+                resources_recovered: false,
+            });
+            entry.state = state;
+            entry.resources_recovered = state.is_terminal();
+            if !state.is_terminal() {
+                used.push(Used {
+                    framework_id: framework_id.clone(),
+                    agent_id: agent_id.clone(),
+                    role,
+                    resources: task.resources.clone(),
+                });
+            }
+        }
+        // Recovered frameworks must exist in the allocator to carry their usage.
+        for framework_id in &recovered_frameworks {
+            if let Some(framework) = self.frameworks.get(framework_id) {
+                let roles = framework.info.roles.clone();
+                self.allocator.add_framework(framework_id, &roles, &[]);
+                self.allocator.set_framework_active(framework_id, false);
+            }
+        }
+
+        self.allocator.add_agent(&agent_id, &info.resources, &used);
+        let mut tasks: BTreeSet<(FrameworkId, TaskId)> = reported_ids;
+        for framework_id in &shutdown {
+            tasks.retain(|(f, _)| f != framework_id);
+        }
+        self.agents.insert(
+            agent_id.clone(),
+            Agent {
+                info,
+                conn: Some(conn),
+                status: AgentStatus::Active,
+                registered_at: previous.as_ref().map_or(now, |p| p.registered_at),
+                deadline: now + self.config.agent_timeout(),
+                next_ping: now + self.config.agent_ping_interval,
+                offers: BTreeSet::new(),
+                tasks,
+            },
+        );
+        self.stats.agent_registrations += 1;
+        self.push(Output::ToAgent {
+            conn,
+            message: MasterMessage::Registered {
+                agent_id,
+                ping_interval: self.config.agent_ping_interval,
+            },
+        });
+        for framework_id in shutdown {
+            self.push(Output::ToAgent {
+                conn,
+                message: MasterMessage::ShutdownFramework { framework_id },
+            });
+        }
+        self.request_allocation();
+    }
+
+    fn status_update(
+        &mut self,
+        now: Timestamp,
+        agent_id: &AgentId,
+        conn: ConnectionId,
+        framework_id: FrameworkId,
+        mut status: TaskStatus,
+    ) {
+        self.stats.status_updates += 1;
+        status.agent_id = Some(agent_id.clone());
+        let ack_now = |master: &mut Self, status: &TaskStatus| {
+            // Nobody will acknowledge this update: do it for them, so the
+            // agent stops retrying.
+            if let Some(uuid) = status.uuid {
+                master.push(Output::ToAgent {
+                    conn,
+                    message: MasterMessage::Acknowledge {
+                        framework_id: framework_id.clone(),
+                        task_id: status.task_id.clone(),
+                        uuid,
+                    },
+                });
+            }
+        };
+        let Some(framework) = self.frameworks.get_mut(&framework_id) else {
+            ack_now(self, &status);
+            return;
+        };
+        let Some(task) = framework.tasks.get_mut(&status.task_id) else {
+            ack_now(self, &status);
+            return;
+        };
+        let newly_terminal = status.state.is_terminal() && !task.resources_recovered;
+        task.state = status.state;
+        task.last_status = Some(status.clone());
+        let (role, resources, task_agent) = (task.role.clone(), task.info.resources.clone(), task.info.agent_id.clone());
+        if newly_terminal {
+            task.resources_recovered = true;
+            self.allocator.recover(now, &framework_id, &task_agent, &role, &resources, None);
+            self.stats.record_terminal(status.state);
+            self.request_allocation();
+        }
+        if status.uuid.is_none() && status.state.is_terminal() {
+            self.remove_task(&framework_id, &status.task_id);
+        }
+        self.send_update(&framework_id, status);
+    }
+
+    fn remove_task(&mut self, framework_id: &FrameworkId, task_id: &TaskId) {
+        let Some(task) = self.frameworks.get_mut(framework_id).and_then(|f| f.tasks.remove(task_id)) else {
+            return;
+        };
+        if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
+            agent.tasks.remove(&(framework_id.clone(), task_id.clone()));
+        }
+        self.complete(task);
+    }
+
+    fn agent_disconnected(&mut self, now: Timestamp, conn: ConnectionId) {
+        let Some(registered) = self.agent_conns.remove(&conn) else {
+            return;
+        };
+        let Some(agent_id) = registered else {
+            return;
+        };
+        let timeout = self.config.agent_timeout();
+        let Some(agent) = self.agents.get_mut(&agent_id) else {
+            return;
+        };
+        if agent.conn != Some(conn) {
+            return;
+        }
+        agent.conn = None;
+        agent.status = AgentStatus::Disconnected;
+        agent.deadline = now + timeout;
+        let offers: Vec<OfferId> = agent.offers.iter().cloned().collect();
+        self.allocator.set_agent_active(&agent_id, false);
+        for offer_id in offers {
+            self.rescind_offer(now, &offer_id);
+        }
+    }
+
+    /// The agent has been silent or away too long: its offers go, its tasks
+    /// become UNREACHABLE (LOST for frameworks that are not partition-aware),
+    /// and frameworks hear of the failure. It may still re-register.
+    fn mark_unreachable(&mut self, now: Timestamp, agent_id: &AgentId) {
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return;
+        };
+        agent.status = AgentStatus::Unreachable;
+        let conn = agent.conn.take();
+        let offers: Vec<OfferId> = agent.offers.iter().cloned().collect();
+        let tasks: Vec<(FrameworkId, TaskId)> = agent.tasks.iter().cloned().collect();
+        if let Some(conn) = conn {
+            self.agent_conns.remove(&conn);
+            self.push(Output::CloseAgent { conn });
+        }
+        for offer_id in offers {
+            self.rescind_offer(now, &offer_id);
+        }
+        self.allocator.remove_agent(agent_id);
+        self.stats.agents_unreachable += 1;
+        let mut frameworks = BTreeSet::new();
+        for (framework_id, task_id) in tasks {
+            let Some(task) = self.frameworks.get_mut(&framework_id).and_then(|f| f.tasks.get_mut(&task_id)) else {
+                continue;
+            };
+            frameworks.insert(framework_id.clone());
+            if task.state.is_terminal() {
+                continue;
+            }
+            task.resources_recovered = true;
+            let status = Self::master_status(
+                now,
+                task_id,
+                TaskState::Unreachable,
+                TaskReason::AgentRemoved,
+                Some(agent_id.clone()),
+                format!("Agent {agent_id} is unreachable"),
+            );
+            task.state = TaskState::Unreachable;
+            task.last_status = Some(status.clone());
+            self.send_update(&framework_id, status);
+        }
+        let connected: Vec<ConnectionId> = self.frameworks.values().filter_map(|f| f.conn).collect();
+        for conn in connected {
+            self.push(Output::ToFramework {
+                conn,
+                event: Event::Failure {
+                    agent_id: agent_id.clone(),
+                },
+            });
+        }
+        let _ = frameworks;
+    }
+
+    // ----- timers -----------------------------------------------------------
+
+    fn tick(&mut self, now: Timestamp) {
+        let expired: Vec<FrameworkId> = self
+            .frameworks
+            .iter()
+            .filter(|(_, f)| f.conn.is_none() && f.failover_deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for framework_id in expired {
+            self.remove_framework(now, &framework_id);
+        }
+
+        let silent: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.status != AgentStatus::Unreachable && a.deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for agent_id in silent {
+            self.mark_unreachable(now, &agent_id);
+        }
+
+        let ping_interval = self.config.agent_ping_interval;
+        let mut pings = Vec::new();
+        for agent in self.agents.values_mut() {
+            if let (AgentStatus::Active, Some(conn)) = (agent.status, agent.conn)
+                && agent.next_ping <= now
+            {
+                agent.next_ping = now + ping_interval;
+                pings.push(conn);
+            }
+        }
+        for conn in pings {
+            self.push(Output::ToAgent {
+                conn,
+                message: MasterMessage::Ping,
+            });
+        }
+
+        let heartbeat_interval = self.config.heartbeat_interval;
+        let mut heartbeats = Vec::new();
+        for framework in self.frameworks.values_mut() {
+            if let Some(conn) = framework.conn
+                && framework.next_heartbeat <= now
+            {
+                framework.next_heartbeat = now + heartbeat_interval;
+                heartbeats.push(conn);
+            }
+        }
+        for conn in heartbeats {
+            self.push(Output::ToFramework {
+                conn,
+                event: Event::Heartbeat,
+            });
+        }
+
+        let filters_expired = self.allocator.next_filter_expiry().is_some_and(|t| t <= now);
+        if (self.allocation_pending || filters_expired) && self.next_allocation <= now {
+            self.allocate(now);
+        }
+    }
+
+    fn allocate(&mut self, now: Timestamp) {
+        self.allocation_pending = false;
+        self.next_allocation = now + self.config.allocation_interval;
+        self.stats.allocation_cycles += 1;
+        let allocations = self.allocator.allocate(now, &mut self.rng);
+        self.make_offers(allocations);
+    }
+
+    /// Checks the bookkeeping invariants; `Err` says which one broke. Tests
+    /// and the simulator call this after every step.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut seen_offers = BTreeSet::new();
+        for (agent_id, agent) in &self.agents {
+            if agent.status == AgentStatus::Unreachable {
+                continue;
+            }
+            let mut expected = Resources::new();
+            for offer_id in &agent.offers {
+                let offer = self
+                    .offers
+                    .get(offer_id)
+                    .ok_or_else(|| format!("agent {agent_id} lists offer {offer_id}, which does not exist"))?;
+                if !seen_offers.insert(offer_id.clone()) {
+                    return Err(format!("offer {offer_id} is listed twice"));
+                }
+                expected += &offer.resources;
+            }
+            for (framework_id, task_id) in &agent.tasks {
+                if let Some(task) = self.frameworks.get(framework_id).and_then(|f| f.tasks.get(task_id))
+                    && !task.resources_recovered
+                {
+                    expected += &task.info.resources;
+                }
+            }
+            let allocated = self.allocator.agent_allocated(agent_id);
+            if allocated != expected {
+                return Err(format!(
+                    "agent {agent_id}: the allocator holds {allocated} allocated but offers and tasks hold {expected}"
+                ));
+            }
+            if !agent.info.resources.contains(&allocated) {
+                return Err(format!(
+                    "agent {agent_id}: allocated {allocated} exceeds its total {}",
+                    agent.info.resources
+                ));
+            }
+        }
+        if seen_offers.len() != self.offers.len() {
+            return Err(format!(
+                "{} offers outstanding but {} listed by agents",
+                self.offers.len(),
+                seen_offers.len()
+            ));
+        }
+        for (framework_id, framework) in &self.frameworks {
+            for offer_id in &framework.offers {
+                match self.offers.get(offer_id) {
+                    Some(o) if &o.framework_id == framework_id => {}
+                    _ => return Err(format!("framework {framework_id} lists offer {offer_id} it does not own")),
+                }
+            }
+        }
+        Ok(())
+    }
+}

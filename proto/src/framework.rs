@@ -1,0 +1,254 @@
+//! Frameworks and roles: who asks for resources, under which roles, and the
+//! filters they attach to declines.
+
+use crate::error::ProtoError;
+use crate::ids::optional_id;
+use crate::ids::FrameworkId;
+use crate::pb;
+use crate::time::duration_from_secs;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The role of frameworks that name none, as in Mesos.
+pub const DEFAULT_ROLE: &str = "*";
+
+/// Checks a role name as Mesos does (`docs/roles.md`): `*`, or one or more
+/// `/`-separated components, none empty, `.` or `..`, none starting with
+/// `-`, and no whitespace, control characters, `(`, `)`, `;`, `:` or `,`
+/// (they would break the resource spec `cpus(role):2`).
+pub fn validate_role(role: &str) -> Result<(), String> {
+    if role == DEFAULT_ROLE {
+        return Ok(());
+    }
+    if role.is_empty() {
+        return Err("a role name must not be empty".to_owned());
+    }
+    for component in role.split('/') {
+        if component.is_empty() || component == "." || component == ".." {
+            return Err(format!("role {role:?} has an empty, '.' or '..' component"));
+        }
+        if component.starts_with('-') {
+            return Err(format!("role {role:?} has a component starting with '-'"));
+        }
+        if let Some(c) = component
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || "();:,*".contains(*c))
+        {
+            return Err(format!("role {role:?} contains the character {c:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Optional behaviours a framework opts into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Capability {
+    /// Sees UNREACHABLE, DROPPED, GONE and UNKNOWN instead of LOST.
+    PartitionAware,
+    /// Sees TASK_KILLING while a kill is in progress.
+    TaskKillingState,
+}
+
+/// A framework's description of itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameworkInfo {
+    /// Set when re-subscribing with the id the master gave.
+    pub id: Option<FrameworkId>,
+    /// A name for people.
+    pub name: String,
+    /// The user its tasks run as by default.
+    pub user: String,
+    /// The roles it receives offers for; never empty (`*` by default).
+    pub roles: Vec<String>,
+    /// How long the master keeps its tasks after it disconnects.
+    pub failover_timeout: Duration,
+    /// Behaviours it opts into.
+    pub capabilities: BTreeSet<Capability>,
+    /// Where it runs, for people.
+    pub hostname: String,
+}
+
+impl FrameworkInfo {
+    /// A framework named `name` in the default role, with no failover timeout.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            id: None,
+            name: name.into(),
+            user: String::new(),
+            roles: vec![DEFAULT_ROLE.to_owned()],
+            failover_timeout: Duration::ZERO,
+            capabilities: BTreeSet::new(),
+            hostname: String::new(),
+        }
+    }
+
+    /// Whether the framework opted into `capability`.
+    pub fn has(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+}
+
+impl TryFrom<pb::FrameworkInfo> for FrameworkInfo {
+    type Error = ProtoError;
+    fn try_from(wire: pb::FrameworkInfo) -> Result<Self, ProtoError> {
+        if wire.name.trim().is_empty() {
+            return Err(ProtoError::missing("name"));
+        }
+        let mut roles = Vec::with_capacity(wire.roles.len().max(1));
+        for (i, role) in wire.roles.into_iter().enumerate() {
+            validate_role(&role).map_err(|reason| ProtoError::invalid(format!("roles[{i}]"), reason))?;
+            if roles.contains(&role) {
+                return Err(ProtoError::invalid(format!("roles[{i}]"), format!("role {role:?} is listed twice")));
+            }
+            roles.push(role);
+        }
+        if roles.is_empty() {
+            roles.push(DEFAULT_ROLE.to_owned());
+        }
+        let failover_timeout = duration_from_secs(wire.failover_timeout_seconds).ok_or_else(|| {
+            ProtoError::invalid(
+                "failover_timeout_seconds",
+                format!("{} is not a non-negative number of seconds", wire.failover_timeout_seconds),
+            )
+        })?;
+        let mut capabilities = BTreeSet::new();
+        for (i, raw) in wire.capabilities.into_iter().enumerate() {
+            match pb::FrameworkCapability::try_from(raw) {
+                Ok(pb::FrameworkCapability::PartitionAware) => capabilities.insert(Capability::PartitionAware),
+                Ok(pb::FrameworkCapability::TaskKillingState) => capabilities.insert(Capability::TaskKillingState),
+                Ok(pb::FrameworkCapability::CapabilityUnspecified) | Err(_) => {
+                    return Err(ProtoError::invalid(format!("capabilities[{i}]"), format!("unknown capability {raw}")));
+                }
+            };
+        }
+        Ok(Self {
+            id: optional_id(wire.id, "id")?,
+            name: wire.name,
+            user: wire.user,
+            roles,
+            failover_timeout,
+            capabilities,
+            hostname: wire.hostname,
+        })
+    }
+}
+
+impl From<FrameworkInfo> for pb::FrameworkInfo {
+    fn from(f: FrameworkInfo) -> Self {
+        Self {
+            id: f.id.map(Into::into),
+            name: f.name,
+            user: f.user,
+            roles: f.roles,
+            failover_timeout_seconds: f.failover_timeout.as_secs_f64(),
+            capabilities: f
+                .capabilities
+                .into_iter()
+                .map(|c| match c {
+                    Capability::PartitionAware => pb::FrameworkCapability::PartitionAware as i32,
+                    Capability::TaskKillingState => pb::FrameworkCapability::TaskKillingState as i32,
+                })
+                .collect(),
+            hostname: f.hostname,
+        }
+    }
+}
+
+/// Filters attached to a decline (or to the unused part of an accept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filters {
+    /// How long the declined resources are not re-offered to the framework
+    /// on that agent.
+    pub refuse: Duration,
+}
+
+impl Filters {
+    /// Mesos' default `refuse_seconds`.
+    pub const DEFAULT_REFUSE: Duration = Duration::from_secs(5);
+    /// The cap Mesos puts on `refuse_seconds`: 365 days.
+    pub const MAX_REFUSE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+    /// Filters refusing for `refuse`, capped at [`Self::MAX_REFUSE`].
+    pub fn refuse(refuse: Duration) -> Self {
+        Self {
+            refuse: refuse.min(Self::MAX_REFUSE),
+        }
+    }
+
+    /// Converts the wire form: unset or negative means the default, values
+    /// above 365 days are capped, NaN is an error.
+    pub fn from_wire(wire: Option<pb::Filters>) -> Result<Self, ProtoError> {
+        let Some(secs) = wire.and_then(|f| f.refuse_seconds) else {
+            return Ok(Self::default());
+        };
+        if secs.is_nan() {
+            return Err(ProtoError::invalid("filters.refuse_seconds", "NaN is not a number of seconds"));
+        }
+        if secs < 0.0 {
+            return Ok(Self::default());
+        }
+        Ok(Self::refuse(duration_from_secs(secs).unwrap_or(Self::MAX_REFUSE)))
+    }
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        Self {
+            refuse: Self::DEFAULT_REFUSE,
+        }
+    }
+}
+
+impl From<Filters> for pb::Filters {
+    fn from(f: Filters) -> Self {
+        Self {
+            refuse_seconds: Some(f.refuse.as_secs_f64()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_validated_like_mesos() {
+        assert!(validate_role("*").is_ok());
+        assert!(validate_role("eng/backend").is_ok());
+        assert!(validate_role("eng//backend").is_err());
+        assert!(validate_role("-x").is_err());
+        assert!(validate_role("a b").is_err());
+        assert!(validate_role("").is_err());
+    }
+
+    #[test]
+    fn framework_without_roles_gets_the_default_role() {
+        let info = FrameworkInfo::try_from(pb::FrameworkInfo {
+            name: "f".into(),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(info.roles, vec!["*".to_owned()]);
+    }
+
+    #[test]
+    fn bad_role_names_its_index() {
+        let err = FrameworkInfo::try_from(pb::FrameworkInfo {
+            name: "f".into(),
+            roles: vec!["ok".into(), "bad role".into()],
+            ..Default::default()
+        })
+        .expect_err("invalid role");
+        assert_eq!(err.field, "roles[1]");
+    }
+
+    #[test]
+    fn filters_default_cap_and_negative() {
+        assert_eq!(Filters::from_wire(None), Ok(Filters::default()));
+        let negative = Some(pb::Filters { refuse_seconds: Some(-1.0) });
+        assert_eq!(Filters::from_wire(negative), Ok(Filters::default()));
+        let huge = Some(pb::Filters { refuse_seconds: Some(1e12) });
+        assert_eq!(Filters::from_wire(huge).map(|f| f.refuse), Ok(Filters::MAX_REFUSE));
+    }
+}
