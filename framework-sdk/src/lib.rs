@@ -1,5 +1,6 @@
 //! Placeholder while the SDK is being written.
 mod calls;
+pub mod frameworks;
 mod matching;
 mod scheduler;
 mod session;

@@ -327,7 +327,8 @@ pub fn place(offers: &[Offer], requests: &[TaskRequest], strategy: Strategy) -> 
 mod tests {
     use super::*;
     use agora_proto::FrameworkId;
-    use proptest::prelude::*;
+    use proptest::prelude::{any, prop, prop_assert, prop_assert_eq, proptest};
+    use proptest::strategy::Strategy as Gen;
 
     fn res(spec: &str) -> Resources {
         spec.parse().expect("valid resources")
@@ -462,11 +463,11 @@ mod tests {
         assert_eq!(place(&[], &requests, Strategy::Spread).unplaced, vec![0, 1, 2]);
     }
 
-    fn arb_offer() -> impl proptest::strategy::Strategy<Value = (u8, u64, u64, Vec<(u64, u64)>, bool)> {
+    fn arb_offer() -> impl Gen<Value = (u8, u64, u64, Vec<(u64, u64)>, bool)> {
         (0u8..3, 0u64..4000, 0u64..2048, prop::collection::vec((0u64..60, 0u64..5), 0..3), any::<bool>())
     }
 
-    fn arb_request() -> impl proptest::strategy::Strategy<Value = (u64, u64, u64)> {
+    fn arb_request() -> impl Gen<Value = (u64, u64, u64)> {
         (0u64..2500, 0u64..700, 0u64..4)
     }
 

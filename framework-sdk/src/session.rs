@@ -213,9 +213,6 @@ impl<S: Scheduler> Session<S> {
                 self.subscribed = None;
             }
             Event::Heartbeat => {}
-            // `Event` is non-exhaustive: a newer proto crate may add events
-            // this SDK does not know; they carry nothing a scheduler expects.
-            _ => self.ignored_events += 1,
         }
         self.finish(calls)
     }

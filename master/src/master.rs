@@ -1298,6 +1298,8 @@ impl Master {
                 continue;
             }
             let mut expected = Resources::new();
+            // Sums of range lengths: a union hides overlaps, these do not.
+            let mut range_lengths: u64 = 0;
             for offer_id in &agent.offers {
                 let offer = self
                     .offers
@@ -1307,13 +1309,18 @@ impl Master {
                     return Err(format!("offer {offer_id} is listed twice"));
                 }
                 expected += &offer.resources;
+                range_lengths += offer.resources.ranges().map(|(_, r)| r.len()).sum::<u64>();
             }
             for (framework_id, task_id) in &agent.tasks {
                 if let Some(task) = self.frameworks.get(framework_id).and_then(|f| f.tasks.get(task_id))
                     && !task.resources_recovered
                 {
                     expected += &task.info.resources;
+                    range_lengths += task.info.resources.ranges().map(|(_, r)| r.len()).sum::<u64>();
                 }
+            }
+            if range_lengths != expected.ranges().map(|(_, r)| r.len()).sum::<u64>() {
+                return Err(format!("agent {agent_id}: two offers or tasks hold the same range values"));
             }
             let allocated = self.allocator.agent_allocated(agent_id);
             if allocated != expected {
@@ -1346,3 +1353,9 @@ impl Master {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -3,7 +3,7 @@
 
 use crate::master::{Master, Task};
 use agora_proto::{
-    AgentId, AgentInfo, FrameworkId, FrameworkInfo, Offer, Resources, TaskInfo, TaskState, TaskStatus, pb,
+    AgentId, AgentInfo, FrameworkId, FrameworkInfo, Offer, Resources, TaskInfo, TaskState, TaskStatus, Timestamp, pb,
 };
 use serde::Serialize;
 
@@ -132,6 +132,8 @@ pub struct AgentView {
     pub info: AgentInfo,
     /// Whether it can be used.
     pub status: AgentStatus,
+    /// When it first registered.
+    pub registered_at: Timestamp,
     /// Resources offered or used by tasks.
     pub allocated: Resources,
     /// Resources in outstanding offers.
@@ -147,6 +149,8 @@ pub struct FrameworkView {
     pub info: FrameworkInfo,
     /// Whether its event stream is open.
     pub connected: bool,
+    /// When it first subscribed.
+    pub registered_at: Timestamp,
     /// Resources offered to it or used by its tasks.
     pub allocated: Resources,
     /// Resources in its outstanding offers.
@@ -195,6 +199,7 @@ impl Master {
                     id: id.clone(),
                     info: a.info.clone(),
                     status: a.status,
+                    registered_at: a.registered_at,
                     allocated: self.allocator.agent_allocated(id),
                     offered: offered(&mut a.offers.iter()),
                 })
@@ -208,6 +213,7 @@ impl Master {
                         id: id.clone(),
                         info: f.info.clone(),
                         connected: f.conn.is_some(),
+                        registered_at: f.registered_at,
                         allocated: share.allocated,
                         offered: offered(&mut f.offers.iter()),
                         dominant_share: share.dominant_share,

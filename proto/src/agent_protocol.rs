@@ -45,6 +45,9 @@ pub enum AgentMessage {
 }
 
 /// From the master to an agent.
+// RunTask dominates the size; messages are moved once, never stored in bulk,
+// so boxing it would cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum MasterMessage {
     /// The agent is (re-)registered under `agent_id`.

@@ -34,7 +34,7 @@ impl fmt::Display for Resources {
     }
 }
 
-/// Parses the text form; see the [module documentation](self).
+/// Parses the text form; see the [module documentation](crate::resources).
 impl FromStr for Resources {
     type Err = ResourceError;
     fn from_str(s: &str) -> Result<Self, ResourceError> {

@@ -1,0 +1,816 @@
+//! Unit tests of the master core, driven in virtual time.
+
+use super::*;
+use crate::io::{Input, Output};
+use agora_proto::{CommandInfo, TaskInfo};
+
+/// A master in virtual time, with helpers that play agents and frameworks.
+pub(crate) struct Harness {
+    pub(crate) master: Master,
+    pub(crate) now: Timestamp,
+    next_conn: u64,
+    /// Every output, in order, since the last `take`.
+    pub(crate) outputs: Vec<Output>,
+}
+
+pub(crate) fn res(spec: &str) -> Resources {
+    spec.parse().expect("valid resource spec")
+}
+
+impl Harness {
+    pub(crate) fn new() -> Self {
+        let config = MasterConfig {
+            allocation_interval: Duration::from_millis(100),
+            ..MasterConfig::default()
+        };
+        Self::with_config(config)
+    }
+
+    pub(crate) fn with_config(config: MasterConfig) -> Self {
+        Self {
+            master: Master::new(config, 7),
+            now: Timestamp::from_secs(1_000),
+            next_conn: 0,
+            outputs: Vec::new(),
+        }
+    }
+
+    fn conn(&mut self) -> ConnectionId {
+        self.next_conn += 1;
+        ConnectionId(self.next_conn)
+    }
+
+    pub(crate) fn handle(&mut self, input: Input) -> Result<(), MasterError> {
+        let result = self.master.handle(self.now, input);
+        self.drain();
+        self.master.check_invariants().expect("invariants hold");
+        result
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.master.poll_output() {
+            self.outputs.push(out);
+        }
+    }
+
+    /// Fires every timer due up to `now + by`, in order.
+    pub(crate) fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        while let Some(t) = self.master.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(t);
+            self.handle(Input::Tick).expect("tick never fails");
+        }
+        self.now = end;
+        self.handle(Input::Tick).expect("tick never fails");
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    pub(crate) fn add_agent(&mut self, spec: &str) -> (ConnectionId, AgentId) {
+        let conn = self.conn();
+        self.register_agent(conn, spec, None, vec![])
+    }
+
+    pub(crate) fn register_agent(
+        &mut self,
+        conn: ConnectionId,
+        spec: &str,
+        agent_id: Option<AgentId>,
+        tasks: Vec<RunningTask>,
+    ) -> (ConnectionId, AgentId) {
+        let info = AgentInfo {
+            hostname: format!("host-{}", conn.0),
+            resources: res(spec),
+            attributes: Default::default(),
+        };
+        self.handle(Input::Agent {
+            conn,
+            message: AgentMessage::Register { info, agent_id, tasks },
+        })
+        .expect("register");
+        let id = self
+            .outputs
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                Output::ToAgent {
+                    conn: c,
+                    message: MasterMessage::Registered { agent_id, .. },
+                } if *c == conn => Some(agent_id.clone()),
+                _ => None,
+            })
+            .expect("registered");
+        (conn, id)
+    }
+
+    pub(crate) fn subscribe(&mut self, info: FrameworkInfo) -> (ConnectionId, FrameworkId) {
+        let conn = self.conn();
+        self.handle(Input::Subscribe { conn, info }).expect("subscribe");
+        let id = self
+            .outputs
+            .iter()
+            .find_map(|o| match o {
+                Output::ToFramework {
+                    conn: c,
+                    event: Event::Subscribed { framework_id, .. },
+                } if *c == conn => Some(framework_id.clone()),
+                _ => None,
+            })
+            .expect("subscribed");
+        (conn, id)
+    }
+
+    pub(crate) fn framework(&mut self, name: &str) -> (ConnectionId, FrameworkId) {
+        let mut info = FrameworkInfo::new(name);
+        info.failover_timeout = Duration::from_secs(60);
+        self.subscribe(info)
+    }
+
+    pub(crate) fn call(&mut self, framework_id: &FrameworkId, call: Call) -> Result<(), MasterError> {
+        self.handle(Input::Call(FrameworkCall {
+            framework_id: framework_id.clone(),
+            call,
+        }))
+    }
+
+    /// Offers sent to `conn` since the last `take`, consumed.
+    pub(crate) fn offers(&mut self, conn: ConnectionId) -> Vec<Offer> {
+        let mut offers = Vec::new();
+        self.outputs.retain(|o| match o {
+            Output::ToFramework {
+                conn: c,
+                event: Event::Offers(list),
+            } if *c == conn => {
+                offers.extend(list.iter().cloned());
+                false
+            }
+            _ => true,
+        });
+        offers
+    }
+
+    pub(crate) fn updates(&mut self, conn: ConnectionId) -> Vec<TaskStatus> {
+        let mut updates = Vec::new();
+        self.outputs.retain(|o| match o {
+            Output::ToFramework {
+                conn: c,
+                event: Event::Update(s),
+            } if *c == conn => {
+                updates.push(s.clone());
+                false
+            }
+            _ => true,
+        });
+        updates
+    }
+
+    pub(crate) fn agent_messages(&mut self, conn: ConnectionId) -> Vec<MasterMessage> {
+        let mut messages = Vec::new();
+        self.outputs.retain(|o| match o {
+            Output::ToAgent { conn: c, message } if *c == conn => {
+                messages.push(message.clone());
+                false
+            }
+            _ => true,
+        });
+        messages
+    }
+
+    /// The agent reports a state for a task, with a fresh uuid.
+    pub(crate) fn agent_update(
+        &mut self,
+        conn: ConnectionId,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+        state: TaskState,
+        uuid: u128,
+    ) {
+        let mut status = TaskStatus::new(task_id.clone(), state, self.now);
+        status.uuid = Some(StatusUuid::from_u128(uuid));
+        status.source = Some(TaskSource::Agent);
+        self.handle(Input::Agent {
+            conn,
+            message: AgentMessage::StatusUpdate {
+                framework_id: framework_id.clone(),
+                status,
+            },
+        })
+        .expect("status update");
+    }
+}
+
+pub(crate) fn task(id: &str, agent_id: &AgentId, spec: &str) -> TaskInfo {
+    TaskInfo {
+        name: id.to_owned(),
+        task_id: TaskId::new(id).expect("valid id"),
+        agent_id: agent_id.clone(),
+        resources: res(spec),
+        command: CommandInfo::shell("sleep 1"),
+        kill_grace_period: None,
+    }
+}
+
+fn launch(offer: &Offer, tasks: Vec<TaskInfo>) -> Call {
+    Call::Accept {
+        offer_ids: vec![offer.id.clone()],
+        operations: vec![Operation::Launch(tasks)],
+        filters: Filters::default(),
+    }
+}
+
+#[test]
+fn agent_resources_are_offered_to_a_subscribed_framework() {
+    let mut h = Harness::new();
+    let (_, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offers = h.offers(conn);
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].agent_id, agent_id);
+    assert_eq!(offers[0].framework_id, framework_id);
+    assert_eq!(offers[0].resources, res("cpus:4;mem:1024"));
+}
+
+#[test]
+fn subscribe_answers_subscribed_then_heartbeat() {
+    let mut h = Harness::new();
+    let (conn, _) = h.framework("f");
+    let events: Vec<&Event> = h
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::ToFramework { conn: c, event } if *c == conn => Some(event),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(events[0], Event::Subscribed { .. }));
+    assert!(matches!(events[1], Event::Heartbeat));
+}
+
+#[test]
+fn heartbeats_arrive_every_interval() {
+    let mut h = Harness::new();
+    let (conn, _) = h.framework("f");
+    h.take();
+    h.advance(Duration::from_secs(46));
+    let beats = h
+        .take()
+        .into_iter()
+        .filter(|o| matches!(o, Output::ToFramework { conn: c, event: Event::Heartbeat } if *c == conn))
+        .count();
+    assert_eq!(beats, 3);
+}
+
+#[test]
+fn launch_sends_the_task_to_its_agent_and_returns_the_unused_part() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.agent_messages(agent_conn);
+    h.call(&framework_id, launch(&offer, vec![task("t1", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept");
+    let messages = h.agent_messages(agent_conn);
+    assert!(matches!(&messages[..], [MasterMessage::RunTask { task, .. }] if task.task_id.as_str() == "t1"));
+    // The unused part is filtered for 5 s, then offered again.
+    h.advance(Duration::from_secs(6));
+    let offers = h.offers(conn);
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].resources, res("cpus:3;mem:896"));
+}
+
+#[test]
+fn declined_agent_is_not_reoffered_before_filter_expires() {
+    let mut h = Harness::new();
+    h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.call(
+        &framework_id,
+        Call::Decline {
+            offer_ids: vec![offer.id],
+            filters: Filters::refuse(Duration::from_secs(30)),
+        },
+    )
+    .expect("decline");
+    h.advance(Duration::from_secs(29));
+    assert!(h.offers(conn).is_empty(), "re-offered before the filter expired");
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.offers(conn).len(), 1, "not re-offered after the filter expired");
+}
+
+#[test]
+fn revive_clears_filters() {
+    let mut h = Harness::new();
+    h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.call(
+        &framework_id,
+        Call::Decline {
+            offer_ids: vec![offer.id],
+            filters: Filters::refuse(Duration::from_secs(3600)),
+        },
+    )
+    .expect("decline");
+    h.advance(Duration::from_secs(1));
+    assert!(h.offers(conn).is_empty());
+    h.call(&framework_id, Call::Revive { roles: vec![] }).expect("revive");
+    h.advance(Duration::from_millis(200));
+    assert_eq!(h.offers(conn).len(), 1);
+}
+
+#[test]
+fn suppressed_framework_gets_no_offers_until_revived() {
+    let mut h = Harness::new();
+    let (conn, framework_id) = h.framework("f");
+    h.call(&framework_id, Call::Suppress { roles: vec![] }).expect("suppress");
+    h.add_agent("cpus:4;mem:1024");
+    h.advance(Duration::from_secs(10));
+    assert!(h.offers(conn).is_empty());
+    h.call(&framework_id, Call::Revive { roles: vec![] }).expect("revive");
+    h.advance(Duration::from_millis(200));
+    assert_eq!(h.offers(conn).len(), 1);
+}
+
+#[test]
+fn stale_offer_drops_the_tasks_with_a_reason() {
+    let mut h = Harness::new();
+    let (_, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.call(&framework_id, launch(&offer, vec![task("t1", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept");
+    // The same offer again: it is gone now.
+    h.call(&framework_id, launch(&offer, vec![task("t2", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept is queued, not refused");
+    let updates = h.updates(conn);
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].task_id.as_str(), "t2");
+    assert_eq!(updates[0].state, TaskState::Lost, "not partition-aware: DROPPED shows as LOST");
+    assert_eq!(updates[0].reason, Some(TaskReason::InvalidOffers));
+    assert!(updates[0].message.contains("no longer valid"), "{}", updates[0].message);
+}
+
+#[test]
+fn offer_of_another_framework_is_refused_and_left_alone() {
+    let mut h = Harness::new();
+    let (_, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn_a, _) = h.framework("a");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn_a).remove(0);
+    let mut info = FrameworkInfo::new("b");
+    info.capabilities.insert(Capability::PartitionAware);
+    let (conn_b, b) = h.subscribe(info);
+    h.call(&b, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
+        .expect("queued");
+    let updates = h.updates(conn_b);
+    assert_eq!(updates[0].state, TaskState::Dropped);
+    assert!(updates[0].message.contains("is not an offer to framework"), "{}", updates[0].message);
+    assert!(h.master.offers.contains_key(&offer.id), "a's offer must survive b's misuse");
+}
+
+#[test]
+fn offers_on_two_agents_in_one_accept_are_refused() {
+    let mut h = Harness::new();
+    let (_, a1) = h.add_agent("cpus:4;mem:1024");
+    h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offers = h.offers(conn);
+    assert_eq!(offers.len(), 2);
+    h.call(
+        &framework_id,
+        Call::Accept {
+            offer_ids: offers.iter().map(|o| o.id.clone()).collect(),
+            operations: vec![Operation::Launch(vec![task("t", &a1, "cpus:1;mem:128")])],
+            filters: Filters::default(),
+        },
+    )
+    .expect("queued");
+    let updates = h.updates(conn);
+    assert_eq!(updates[0].reason, Some(TaskReason::InvalidOffers));
+    assert!(updates[0].message.contains("one agent"), "{}", updates[0].message);
+    // Both offers came back unfiltered and are offered again.
+    h.advance(Duration::from_millis(200));
+    assert_eq!(h.offers(conn).len(), 2);
+}
+
+#[test]
+fn task_larger_than_the_offer_is_a_task_error_and_leaks_nothing() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:2;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.agent_messages(agent_conn);
+    h.call(
+        &framework_id,
+        launch(
+            &offer,
+            vec![task("big", &agent_id, "cpus:3;mem:128"), task("ok", &agent_id, "cpus:1;mem:128")],
+        ),
+    )
+    .expect("queued");
+    let updates = h.updates(conn);
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].state, TaskState::Error);
+    assert_eq!(updates[0].reason, Some(TaskReason::TaskInvalid));
+    assert!(updates[0].message.contains("more resources"), "{}", updates[0].message);
+    assert_eq!(h.agent_messages(agent_conn).len(), 1, "only the valid task runs");
+    assert_eq!(h.master.allocator.agent_allocated(&agent_id), res("cpus:1;mem:128"));
+}
+
+#[test]
+fn duplicate_task_ids_are_task_errors() {
+    let mut h = Harness::new();
+    let (_, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128"), task("t", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("queued");
+    let updates = h.updates(conn);
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].state, TaskState::Error);
+    assert_eq!(updates[0].message, "Task ID 't' is already in use");
+}
+
+#[test]
+fn task_for_another_agent_is_a_task_error() {
+    let mut h = Harness::new();
+    h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    let elsewhere = AgentId::new("elsewhere").expect("valid");
+    h.call(&framework_id, launch(&offer, vec![task("t", &elsewhere, "cpus:1;mem:128")]))
+        .expect("queued");
+    let updates = h.updates(conn);
+    assert_eq!(updates[0].state, TaskState::Error);
+    assert!(updates[0].message.contains("does not match"), "{}", updates[0].message);
+}
+
+#[test]
+fn calls_from_unknown_or_unsubscribed_frameworks_are_refused() {
+    let mut h = Harness::new();
+    let stranger = FrameworkId::new("stranger").expect("valid");
+    assert_eq!(
+        h.call(&stranger, Call::Revive { roles: vec![] }),
+        Err(MasterError::UnknownFramework(stranger.clone()))
+    );
+    let (conn, framework_id) = h.framework("f");
+    h.handle(Input::FrameworkDisconnected { conn }).expect("disconnect");
+    assert_eq!(
+        h.call(&framework_id, Call::Revive { roles: vec![] }),
+        Err(MasterError::FrameworkNotSubscribed(framework_id.clone()))
+    );
+    assert!(matches!(
+        h.call(&framework_id, Call::Suppress { roles: vec!["nope".into()] }),
+        Err(MasterError::FrameworkNotSubscribed(_))
+    ));
+}
+
+#[test]
+fn revive_of_a_role_the_framework_does_not_hold_is_refused() {
+    let mut h = Harness::new();
+    let (_, framework_id) = h.framework("f");
+    assert!(matches!(
+        h.call(&framework_id, Call::Revive { roles: vec!["other".into()] }),
+        Err(MasterError::UnknownRole { .. })
+    ));
+}
+
+#[test]
+fn status_updates_are_forwarded_and_acknowledgements_reach_the_agent() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept");
+    let task_id = TaskId::new("t").expect("valid");
+    h.agent_update(agent_conn, &framework_id, &task_id, TaskState::Running, 1);
+    h.agent_update(agent_conn, &framework_id, &task_id, TaskState::Finished, 2);
+    let updates = h.updates(conn);
+    assert_eq!(
+        updates.iter().map(|u| u.state).collect::<Vec<_>>(),
+        [TaskState::Running, TaskState::Finished]
+    );
+    assert_eq!(updates[1].agent_id.as_ref(), Some(&agent_id));
+    h.agent_messages(agent_conn);
+    h.call(
+        &framework_id,
+        Call::Acknowledge {
+            agent_id: agent_id.clone(),
+            task_id: task_id.clone(),
+            uuid: StatusUuid::from_u128(2),
+        },
+    )
+    .expect("ack");
+    assert!(matches!(
+        &h.agent_messages(agent_conn)[..],
+        [MasterMessage::Acknowledge { uuid, .. }] if *uuid == StatusUuid::from_u128(2)
+    ));
+    assert!(h.master.frameworks[&framework_id].tasks.is_empty(), "acknowledged terminal task is removed");
+    assert_eq!(h.master.allocator.agent_allocated(&agent_id), Resources::new());
+    assert_eq!(h.master.completed_tasks.len(), 1);
+}
+
+#[test]
+fn acknowledging_for_an_unknown_agent_is_refused() {
+    let mut h = Harness::new();
+    let (_, framework_id) = h.framework("f");
+    let ghost = AgentId::new("ghost").expect("valid");
+    assert_eq!(
+        h.call(
+            &framework_id,
+            Call::Acknowledge {
+                agent_id: ghost.clone(),
+                task_id: TaskId::new("t").expect("valid"),
+                uuid: StatusUuid::from_u128(1),
+            }
+        ),
+        Err(MasterError::UnknownAgent(ghost))
+    );
+}
+
+#[test]
+fn kill_is_forwarded_and_an_unknown_task_is_reported() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept");
+    h.agent_messages(agent_conn);
+    h.call(
+        &framework_id,
+        Call::Kill {
+            task_id: TaskId::new("t").expect("valid"),
+            agent_id: None,
+        },
+    )
+    .expect("kill");
+    assert!(matches!(&h.agent_messages(agent_conn)[..], [MasterMessage::KillTask { .. }]));
+    h.call(
+        &framework_id,
+        Call::Kill {
+            task_id: TaskId::new("nope").expect("valid"),
+            agent_id: None,
+        },
+    )
+    .expect("kill");
+    let updates = h.updates(conn);
+    assert_eq!(updates[0].state, TaskState::Lost);
+    assert_eq!(updates[0].reason, Some(TaskReason::TaskUnknown));
+}
+
+#[test]
+fn implicit_and_explicit_reconciliation() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let mut info = FrameworkInfo::new("f");
+    info.failover_timeout = Duration::from_secs(60);
+    info.capabilities.insert(Capability::PartitionAware);
+    let (conn, framework_id) = h.subscribe(info);
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept");
+    let t = TaskId::new("t").expect("valid");
+    h.agent_update(agent_conn, &framework_id, &t, TaskState::Running, 1);
+    h.updates(conn);
+
+    h.call(&framework_id, Call::Reconcile { tasks: vec![] }).expect("reconcile");
+    let updates = h.updates(conn);
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].state, TaskState::Running);
+    assert_eq!(updates[0].reason, Some(TaskReason::Reconciliation));
+    assert_eq!(updates[0].uuid, None, "reconciliation answers are not acknowledged");
+
+    let unknown = TaskId::new("unknown").expect("valid");
+    h.call(
+        &framework_id,
+        Call::Reconcile {
+            tasks: vec![(t, Some(agent_id.clone())), (unknown.clone(), Some(agent_id)), (unknown, None)],
+        },
+    )
+    .expect("reconcile");
+    let states: Vec<TaskState> = h.updates(conn).iter().map(|u| u.state).collect();
+    assert_eq!(states, [TaskState::Running, TaskState::Gone, TaskState::Unknown]);
+}
+
+#[test]
+fn disconnected_agent_offers_are_rescinded_then_it_becomes_unreachable() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offers = h.offers(conn);
+    let offer = offers[0].clone();
+    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept");
+    h.advance(Duration::from_secs(6));
+    let reoffer = h.offers(conn).remove(0);
+    h.take();
+    h.handle(Input::AgentDisconnected { conn: agent_conn }).expect("disconnect");
+    assert!(h.take().iter().any(
+        |o| matches!(o, Output::ToFramework { event: Event::Rescind(id), .. } if *id == reoffer.id)
+    ));
+    h.advance(Duration::from_secs(76));
+    let events = h.take();
+    assert!(events.iter().any(|o| matches!(
+        o,
+        Output::ToFramework { event: Event::Update(s), .. } if s.state == TaskState::Lost
+    )));
+    assert!(events.iter().any(|o| matches!(o, Output::ToFramework { event: Event::Failure { .. }, .. })));
+    assert_eq!(h.master.state().agents[0].status, AgentStatus::Unreachable);
+}
+
+#[test]
+fn silent_agent_becomes_unreachable_after_missed_pings() {
+    let mut h = Harness::new();
+    let (agent_conn, _) = h.add_agent("cpus:4;mem:1024");
+    h.advance(Duration::from_secs(60));
+    assert!(h.agent_messages(agent_conn).iter().any(|m| matches!(m, MasterMessage::Ping)));
+    assert_eq!(h.master.state().agents[0].status, AgentStatus::Active);
+    h.advance(Duration::from_secs(20));
+    assert_eq!(h.master.state().agents[0].status, AgentStatus::Unreachable);
+}
+
+#[test]
+fn answering_pings_keeps_an_agent_alive() {
+    let mut h = Harness::new();
+    let (agent_conn, _) = h.add_agent("cpus:4;mem:1024");
+    for _ in 0..20 {
+        h.advance(Duration::from_secs(15));
+        h.handle(Input::Agent {
+            conn: agent_conn,
+            message: AgentMessage::Pong,
+        })
+        .expect("pong");
+    }
+    assert_eq!(h.master.state().agents[0].status, AgentStatus::Active);
+}
+
+#[test]
+fn agent_reregisters_with_its_tasks_and_their_resources_stay_allocated() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    let t = task("t", &agent_id, "cpus:1;mem:128");
+    h.call(&framework_id, launch(&offer, vec![t.clone()])).expect("accept");
+    h.handle(Input::AgentDisconnected { conn: agent_conn }).expect("disconnect");
+    let running = RunningTask {
+        framework_id: framework_id.clone(),
+        task: t,
+        state: TaskState::Running,
+    };
+    let new_conn = ConnectionId(999);
+    let (_, id) = h.register_agent(new_conn, "cpus:4;mem:1024", Some(agent_id.clone()), vec![running]);
+    assert_eq!(id, agent_id);
+    assert_eq!(h.master.allocator.agent_allocated(&agent_id).cpus(), res("cpus:1").cpus() + h.offered_cpus(&agent_id));
+    assert_eq!(h.master.frameworks[&framework_id].tasks[&TaskId::new("t").expect("valid")].state, TaskState::Running);
+}
+
+impl Harness {
+    fn offered_cpus(&self, agent_id: &AgentId) -> agora_proto::Scalar {
+        self.master.agents[agent_id]
+            .offers
+            .iter()
+            .map(|id| self.master.offers[id].resources.cpus())
+            .fold(agora_proto::Scalar::ZERO, |a, b| a + b)
+    }
+}
+
+#[test]
+fn framework_failover_within_timeout_keeps_tasks_and_after_it_kills_them() {
+    // Agents that never answer pings would be lost before the framework is.
+    let mut h = Harness::with_config(MasterConfig {
+        allocation_interval: Duration::from_millis(100),
+        agent_ping_interval: Duration::from_secs(600),
+        ..MasterConfig::default()
+    });
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept");
+    h.handle(Input::FrameworkDisconnected { conn }).expect("disconnect");
+    h.advance(Duration::from_secs(30));
+    let mut info = FrameworkInfo::new("f");
+    info.id = Some(framework_id.clone());
+    info.failover_timeout = Duration::from_secs(60);
+    let (conn2, id2) = h.subscribe(info);
+    assert_eq!(id2, framework_id);
+    assert_eq!(h.master.frameworks[&framework_id].tasks.len(), 1);
+    h.handle(Input::FrameworkDisconnected { conn: conn2 }).expect("disconnect");
+    h.agent_messages(agent_conn);
+    h.advance(Duration::from_secs(61));
+    assert!(
+        h.agent_messages(agent_conn)
+            .iter()
+            .any(|m| matches!(m, MasterMessage::ShutdownFramework { framework_id: f } if *f == framework_id))
+    );
+    assert!(!h.master.frameworks.contains_key(&framework_id));
+    assert_eq!(h.master.allocator.agent_allocated(&agent_id), Resources::new());
+    let mut info = FrameworkInfo::new("f");
+    info.id = Some(framework_id.clone());
+    assert_eq!(
+        h.handle(Input::Subscribe {
+            conn: ConnectionId(77),
+            info
+        }),
+        Err(MasterError::FrameworkRemoved(framework_id))
+    );
+}
+
+#[test]
+fn resubscription_replaces_and_closes_the_old_stream() {
+    let mut h = Harness::new();
+    let (conn, framework_id) = h.framework("f");
+    let mut info = FrameworkInfo::new("f");
+    info.id = Some(framework_id.clone());
+    info.failover_timeout = Duration::from_secs(60);
+    let (conn2, _) = h.subscribe(info);
+    assert!(h.take().contains(&Output::CloseFramework { conn }));
+    // The old stream closing later must not disconnect the new one.
+    h.handle(Input::FrameworkDisconnected { conn }).expect("late close");
+    assert!(h.call(&framework_id, Call::Revive { roles: vec![] }).is_ok());
+    let _ = conn2;
+}
+
+#[test]
+fn teardown_kills_tasks_and_frees_everything() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept");
+    h.call(&framework_id, Call::Teardown).expect("teardown");
+    assert!(h.take().contains(&Output::CloseFramework { conn }));
+    assert_eq!(h.master.allocator.agent_allocated(&agent_id), Resources::new());
+    // The agent's late KILLED update is acknowledged by the master itself.
+    h.agent_update(agent_conn, &framework_id, &TaskId::new("t").expect("valid"), TaskState::Killed, 9);
+    assert!(matches!(&h.agent_messages(agent_conn)[..], [.., MasterMessage::Acknowledge { .. }]));
+}
+
+#[test]
+fn first_agent_message_must_be_a_registration() {
+    let mut h = Harness::new();
+    let conn = ConnectionId(42);
+    h.handle(Input::Agent {
+        conn,
+        message: AgentMessage::Pong,
+    })
+    .expect("handled");
+    let out = h.take();
+    assert!(matches!(&out[0], Output::ToAgent { message: MasterMessage::Error(m), .. } if m.contains("registration")));
+    assert_eq!(out[1], Output::CloseAgent { conn });
+}
+
+#[test]
+fn two_equal_frameworks_converge_to_equal_shares() {
+    let mut h = Harness::new();
+    for _ in 0..10 {
+        h.add_agent("cpus:4;mem:4096");
+    }
+    let (ca, a) = h.framework("a");
+    let (cb, b) = h.framework("b");
+    let mut launched = 0;
+    for round in 0..40 {
+        h.advance(Duration::from_millis(200));
+        for (conn, framework_id) in [(ca, a.clone()), (cb, b.clone())] {
+            for offer in h.offers(conn) {
+                // Each framework takes one task of cpus:1 per offer and declines the rest.
+                let t = task(&format!("{framework_id}-{round}-{launched}"), &offer.agent_id, "cpus:1;mem:512");
+                launched += 1;
+                h.call(&framework_id, launch(&offer, vec![t])).expect("accept");
+            }
+        }
+    }
+    let state = h.master.state();
+    let share = |id: &FrameworkId| {
+        state.frameworks.iter().find(|f| &f.id == id).map(|f| f.allocated.cpus().as_f64()).unwrap_or(0.0)
+    };
+    let (sa, sb) = (share(&a), share(&b));
+    assert!(sa + sb >= 38.0, "cluster should be nearly full: {sa} + {sb}");
+    assert!((sa - sb).abs() <= 1.0, "shares differ by more than one task: {sa} vs {sb}");
+}
