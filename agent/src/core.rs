@@ -162,9 +162,6 @@ pub enum Warning {
     /// A master message arrived while no stream is open: ignored.
     #[error("message from the master while disconnected ignored")]
     MessageWhileDisconnected,
-    /// A master message this agent does not handle: ignored.
-    #[error("unsupported message from the master ignored: {0}")]
-    UnsupportedMessage(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -388,9 +385,7 @@ impl<C: Containerizer> AgentCore<C> {
                         .push_back(Output::Warning(Warning::UnexpectedAcknowledgement { container, uuid }));
                 }
             }
-            other => self
-                .out
-                .push_back(Output::Warning(Warning::UnsupportedMessage(format!("{other:?}")))),
+
         }
     }
 

@@ -160,7 +160,10 @@ fn scalar_at(pool: &Resources, key: &ResourceKey) -> Scalar {
 }
 
 fn range_at(pool: &Resources, key: &ResourceKey) -> RangeSet {
-    pool.ranges().find(|(k, _)| *k == key).map(|(_, r)| r.clone()).unwrap_or_default()
+    pool.ranges()
+        .find(|(k, _)| *k == key)
+        .map(|(_, r)| r.clone())
+        .unwrap_or_default()
 }
 
 fn single_scalar(key: &ResourceKey, value: Scalar) -> Resources {
@@ -353,13 +356,18 @@ mod tests {
         assert!(req.fits(&res("cpus:1;mem:128")));
         assert!(!req.fits(&res("cpus:0.999;mem:256")));
         assert!(!req.fits(&res("mem:256")));
-        assert_eq!(req.allocate(&res("cpus:2;mem:256;disk:10")), Some(res("cpus:1;mem:128")));
+        assert_eq!(
+            req.allocate(&res("cpus:2;mem:256;disk:10")),
+            Some(res("cpus:1;mem:128"))
+        );
     }
 
     #[test]
     fn allocates_lowest_free_ports() {
         let req = TaskRequest::new(res("cpus:0.5")).with_ports(3);
-        let got = req.allocate(&res("cpus:1;ports:[31000-31001,31005-31010]")).expect("fits");
+        let got = req
+            .allocate(&res("cpus:1;ports:[31000-31001,31005-31010]"))
+            .expect("fits");
         assert_eq!(got, res("cpus:0.5;ports:[31000-31001,31005-31005]"));
         assert!(!req.fits(&res("cpus:1;ports:[31000-31001]")));
         assert!(TaskRequest::default().with_ports(0).fits(&Resources::new()));
@@ -368,7 +376,9 @@ mod tests {
     #[test]
     fn unreserved_requests_use_reservations_first() {
         let offered = res("cpus(ads):1;cpus:2;mem:64");
-        let got = TaskRequest::new(res("cpus:1.5;mem:64")).allocate(&offered).expect("fits");
+        let got = TaskRequest::new(res("cpus:1.5;mem:64"))
+            .allocate(&offered)
+            .expect("fits");
         assert_eq!(got, res("cpus(ads):1;cpus:0.5;mem:64"));
         assert!(offered.contains(&got));
     }
@@ -380,7 +390,10 @@ mod tests {
         assert!(req.fits(&res("cpus(ads):1")));
         // The exact part is served before the flexible one can eat it.
         let both = TaskRequest::new(res("cpus(ads):1;cpus:1"));
-        assert_eq!(both.allocate(&res("cpus(ads):1;cpus:1")), Some(res("cpus(ads):1;cpus:1")));
+        assert_eq!(
+            both.allocate(&res("cpus(ads):1;cpus:1")),
+            Some(res("cpus(ads):1;cpus:1"))
+        );
         assert!(!both.fits(&res("cpus(ads):1.5")));
     }
 
@@ -415,7 +428,10 @@ mod tests {
         assert_eq!(packed.plans.len(), 1);
         assert_eq!(packed.plans[0].tasks.len(), 4);
         assert_eq!(packed.plans[0].remaining, res("mem:624"));
-        assert_eq!(packed.unused, vec![OfferId::new("o2").expect("id"), OfferId::new("o3").expect("id")]);
+        assert_eq!(
+            packed.unused,
+            vec![OfferId::new("o2").expect("id"), OfferId::new("o3").expect("id")]
+        );
 
         let spread = place(&offers, &requests, Strategy::Spread);
         let per_agent: Vec<(String, Vec<usize>)> = spread
@@ -445,7 +461,10 @@ mod tests {
         assert_eq!(placement.plans.len(), 1);
         let plan = &placement.plans[0];
         assert_eq!(plan.agent_id, AgentId::new("a1").expect("id"));
-        assert_eq!(plan.offer_ids, vec![OfferId::new("o1").expect("id"), OfferId::new("o3").expect("id")]);
+        assert_eq!(
+            plan.offer_ids,
+            vec![OfferId::new("o1").expect("id"), OfferId::new("o3").expect("id")]
+        );
         assert_eq!(placement.unused, vec![OfferId::new("o2").expect("id")]);
     }
 
@@ -464,7 +483,13 @@ mod tests {
     }
 
     fn arb_offer() -> impl Gen<Value = (u8, u64, u64, Vec<(u64, u64)>, bool)> {
-        (0u8..3, 0u64..4000, 0u64..2048, prop::collection::vec((0u64..60, 0u64..5), 0..3), any::<bool>())
+        (
+            0u8..3,
+            0u64..4000,
+            0u64..2048,
+            prop::collection::vec((0u64..60, 0u64..5), 0..3),
+            any::<bool>(),
+        )
     }
 
     fn arb_request() -> impl Gen<Value = (u64, u64, u64)> {

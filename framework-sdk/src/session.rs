@@ -274,7 +274,11 @@ mod tests {
 
     impl Scheduler for Recorder {
         fn subscribed(&mut self, calls: &mut Calls, info: &Subscribed) {
-            self.log.push(format!("subscribed {} at {}", info.framework_id, calls.now().as_micros()));
+            self.log.push(format!(
+                "subscribed {} at {}",
+                info.framework_id,
+                calls.now().as_micros()
+            ));
             calls.revive(vec![]);
         }
         fn offers(&mut self, calls: &mut Calls, offers: Vec<Offer>) {
@@ -371,7 +375,10 @@ mod tests {
         let mut s = session();
         s.handle(Timestamp::ZERO, subscribed("fw"));
         let out = s.handle(Timestamp::ZERO, update(Some(42)));
-        assert_eq!(s.scheduler().log.last().map(String::as_str), Some("update t1 TASK_RUNNING"));
+        assert_eq!(
+            s.scheduler().log.last().map(String::as_str),
+            Some("update t1 TASK_RUNNING")
+        );
         assert_eq!(
             calls_of(&out),
             vec![&Call::Acknowledge {
@@ -445,7 +452,11 @@ mod tests {
         let out = s.handle(Timestamp::ZERO, subscribed("fw"));
         assert_eq!(calls_of(&out).last(), Some(&&Call::Reconcile { tasks: vec![] }));
         assert_eq!(
-            s.scheduler().log.iter().filter(|l| l.as_str() == "disconnected").count(),
+            s.scheduler()
+                .log
+                .iter()
+                .filter(|l| l.as_str() == "disconnected")
+                .count(),
             1
         );
     }
@@ -468,7 +479,10 @@ mod tests {
         s.handle(Timestamp::ZERO, Event::Error("framework removed".to_owned()));
         assert_eq!(s.fatal_error(), Some("framework removed"));
         assert!(!s.is_subscribed());
-        assert_eq!(s.scheduler().log.last().map(String::as_str), Some("error framework removed"));
+        assert_eq!(
+            s.scheduler().log.last().map(String::as_str),
+            Some("error framework removed")
+        );
     }
 
     #[test]
@@ -521,10 +535,12 @@ mod tests {
         }
         let mut s = Session::new(Renamer, FrameworkInfo::new("x")).with_implicit_reconciliation(false);
         let out = s.handle(Timestamp::ZERO, subscribed("fw"));
-        let [FrameworkCall {
-            call: Call::UpdateFramework(info),
-            ..
-        }] = &out[..]
+        let [
+            FrameworkCall {
+                call: Call::UpdateFramework(info),
+                ..
+            },
+        ] = &out[..]
         else {
             panic!("expected one UPDATE_FRAMEWORK, got {out:?}");
         };

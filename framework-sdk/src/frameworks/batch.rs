@@ -229,11 +229,21 @@ mod tests {
         s.handle(Timestamp::ZERO, subscribed());
         let out = s.handle(
             Timestamp::ZERO,
-            agora_proto::Event::Offers(vec![offer("o1", "a1", "cpus:2;mem:64"), offer("o2", "a2", "cpus:0.5;mem:64")]),
+            agora_proto::Event::Offers(vec![
+                offer("o1", "a1", "cpus:2;mem:64"),
+                offer("o2", "a2", "cpus:0.5;mem:64"),
+            ]),
         );
         let tasks = launched(&out);
-        assert_eq!(tasks.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>(), ["job-0", "job-1"]);
-        assert!(tasks.iter().all(|t| t.resources == "cpus:1;mem:32".parse().expect("resources")));
+        assert_eq!(
+            tasks.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>(),
+            ["job-0", "job-1"]
+        );
+        assert!(
+            tasks
+                .iter()
+                .all(|t| t.resources == "cpus:1;mem:32".parse().expect("resources"))
+        );
         assert_eq!(names(&out), ["ACCEPT", "DECLINE"]);
         assert!(matches!(
             &out[1].call,
@@ -331,10 +341,7 @@ mod tests {
             .collect();
         assert_eq!(
             reconciled,
-            vec![
-                vec![(id("job-0"), Some(AgentId::new("a1").expect("id")))],
-                vec![]
-            ]
+            vec![vec![(id("job-0"), Some(AgentId::new("a1").expect("id")))], vec![]]
         );
     }
 

@@ -42,7 +42,10 @@ impl TaskTemplate {
     /// The id `NAME-SUFFIX`.
     fn task_id(&self, suffix: &str) -> Result<TaskId, FrameworkError> {
         let id = format!("{}-{suffix}", self.name);
-        TaskId::new(id.clone()).map_err(|e| FrameworkError::InvalidTaskId { id, reason: e.to_string() })
+        TaskId::new(id.clone()).map_err(|e| FrameworkError::InvalidTaskId {
+            id,
+            reason: e.to_string(),
+        })
     }
 }
 

@@ -70,9 +70,7 @@ impl Service {
     /// A service as configured; fails if the task name makes invalid task ids.
     pub fn new(config: ServiceConfig) -> Result<Self, FrameworkError> {
         // Check the longest id early, not at the first relaunch.
-        config
-            .template
-            .task_id(&format!("{}-{}", config.instances, u64::MAX))?;
+        config.template.task_id(&format!("{}-{}", config.instances, u64::MAX))?;
         let instances = vec![
             Instance {
                 task_id: None,
@@ -269,9 +267,14 @@ mod tests {
         s.handle(Timestamp::ZERO, update(&id("web-0-0"), TaskState::Running, 1));
         assert_eq!(s.scheduler().running(), 1);
 
-        for (generation, end) in [TaskState::Failed, TaskState::Lost, TaskState::Killed, TaskState::Finished]
-            .into_iter()
-            .enumerate()
+        for (generation, end) in [
+            TaskState::Failed,
+            TaskState::Lost,
+            TaskState::Killed,
+            TaskState::Finished,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let current = id(&format!("web-0-{generation}"));
             let out = s.handle(Timestamp::ZERO, update(&current, end, 10 + generation as u128));
@@ -295,9 +298,15 @@ mod tests {
     fn stale_and_unknown_updates_are_ignored() {
         let mut s = service(1);
         s.handle(Timestamp::ZERO, subscribed());
-        s.handle(Timestamp::ZERO, Event::Offers(vec![offer("o1", "a1", "cpus:1;mem:64;ports:[1-5]")]));
+        s.handle(
+            Timestamp::ZERO,
+            Event::Offers(vec![offer("o1", "a1", "cpus:1;mem:64;ports:[1-5]")]),
+        );
         s.handle(Timestamp::ZERO, update(&id("web-0-0"), TaskState::Failed, 1));
-        s.handle(Timestamp::ZERO, Event::Offers(vec![offer("o2", "a1", "cpus:1;mem:64;ports:[1-5]")]));
+        s.handle(
+            Timestamp::ZERO,
+            Event::Offers(vec![offer("o2", "a1", "cpus:1;mem:64;ports:[1-5]")]),
+        );
         // A duplicate of the old task's end must not relaunch the new one.
         s.handle(Timestamp::ZERO, update(&id("web-0-0"), TaskState::Failed, 1));
         s.handle(Timestamp::ZERO, update(&id("nope"), TaskState::Failed, 2));

@@ -1,0 +1,64 @@
+//! Master addresses as users write them (`host:port`, `http://host:port`)
+//! turned into the URIs tonic connects to.
+
+use super::DriverError;
+
+/// The port a master listens on when an address names none.
+pub const DEFAULT_MASTER_PORT: u16 = 5050;
+
+/// Turns `127.0.0.1:5050`, `http://master:5050` or `master` (default port)
+/// into `http://host:port`. TLS is not supported yet.
+pub fn master_uri(address: &str) -> Result<String, DriverError> {
+    let invalid = |reason: &str| DriverError::InvalidAddress {
+        address: address.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let trimmed = address.trim().trim_end_matches('/');
+    let authority = match trimmed.split_once("://") {
+        None => trimmed,
+        Some(("http", rest)) => rest,
+        Some(("https", _)) => return Err(invalid("TLS (https) is not supported; use http://")),
+        Some((scheme, _)) => return Err(invalid(&format!("unknown scheme {scheme:?}; use http://"))),
+    };
+    if authority.is_empty() {
+        return Err(invalid("no host"));
+    }
+    if authority.contains('/') {
+        return Err(invalid("a master address is host:port, without a path"));
+    }
+    let has_port = match authority.strip_prefix('[') {
+        Some(v6) => v6.contains("]:"),
+        None => authority.contains(':'),
+    };
+    let uri = if has_port {
+        format!("http://{authority}")
+    } else {
+        format!("http://{authority}:{DEFAULT_MASTER_PORT}")
+    };
+    tonic::transport::Endpoint::from_shared(uri.clone()).map_err(|e| invalid(&e.to_string()))?;
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_with_or_without_scheme() {
+        assert_eq!(master_uri("127.0.0.1:5050").expect("ok"), "http://127.0.0.1:5050");
+        assert_eq!(master_uri(" http://m1:7000/ ").expect("ok"), "http://m1:7000");
+        assert_eq!(master_uri("master").expect("ok"), "http://master:5050");
+        assert_eq!(master_uri("[::1]:6000").expect("ok"), "http://[::1]:6000");
+        assert_eq!(master_uri("[::1]").expect("ok"), "http://[::1]:5050");
+    }
+
+    #[test]
+    fn rejects_what_cannot_work() {
+        for bad in ["", "https://m:5050", "ftp://m", "m:5050/api", "m:notaport"] {
+            assert!(
+                matches!(master_uri(bad), Err(DriverError::InvalidAddress { .. })),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+}

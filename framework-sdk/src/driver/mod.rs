@@ -1,0 +1,461 @@
+//! The async driver: connects a [`Scheduler`] to a master over gRPC.
+//!
+//! The driver owns a [`Session`] and does only I/O around it: it subscribes,
+//! turns each event on the stream into a domain [`Event`], feeds it to the
+//! session with the wall-clock time, and sends the calls the session returns
+//! one by one, in order, before reading the next event.
+//!
+//! - **Heartbeats**: once subscribed, the link counts as dead after
+//!   [`DriverConfig::missed_heartbeats`] heartbeat intervals without any
+//!   event; before SUBSCRIBED arrives, after [`DriverConfig::subscribe_timeout`].
+//! - **Reconnection**: when the stream ends, fails, or goes silent, or a call
+//!   fails in transport, the scheduler is told
+//!   ([`Scheduler::disconnected`]) and the driver re-subscribes with the
+//!   framework id it was given, trying the master addresses in turn with
+//!   exponential backoff and jitter. Calls not yet sent are dropped, as in the
+//!   Mesos scheduler library: offers die with the connection and
+//!   unacknowledged updates are resent by agents.
+//! - **Stopping**: [`Driver::run`] returns once the scheduler asks to exit
+//!   (after sending what it queued), when a [`DriverHandle`] asks for a
+//!   shutdown, or with a [`DriverError`] on a fatal ERROR event or a
+//!   subscription the master refuses.
+
+mod address;
+mod backoff;
+mod error;
+
+pub use address::{DEFAULT_MASTER_PORT, master_uri};
+pub use backoff::Backoff;
+pub use error::DriverError;
+
+use crate::scheduler::Scheduler;
+use crate::session::{AckMode, DEFAULT_MISSED_HEARTBEATS, Session};
+use agora_proto::pb::scheduler_client::SchedulerClient;
+use agora_proto::{Event, FrameworkCall, FrameworkInfo, Timestamp, WireCall, pb};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{Instrument, debug, field, info, info_span, warn};
+
+/// How a [`Driver`] connects and behaves.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Master addresses (`host:port` or `http://host:port`), tried in turn.
+    pub masters: Vec<String>,
+    /// The framework to subscribe as; set `id` to fail over to an existing one.
+    pub framework: FrameworkInfo,
+    /// Who acknowledges status updates.
+    pub ack_mode: AckMode,
+    /// Delays between reconnection attempts.
+    pub backoff: Backoff,
+    /// Heartbeat intervals without any event before the link counts as dead.
+    pub missed_heartbeats: u32,
+    /// Limit on opening a connection and on the master's answer to SUBSCRIBE.
+    pub connect_timeout: Duration,
+    /// Limit on waiting for the SUBSCRIBED event once the stream is open.
+    pub subscribe_timeout: Duration,
+    /// Limit on each call.
+    pub call_timeout: Duration,
+    /// Give up with [`DriverError::Unreachable`] after this many failed
+    /// attempts in a row; `None` retries forever, as Mesos drivers do.
+    pub max_reconnect_attempts: Option<u32>,
+    /// Seed of the jitter added to backoff delays; `None` seeds from the time
+    /// and process id so that many frameworks do not retry in lockstep.
+    pub jitter_seed: Option<u64>,
+}
+
+impl DriverConfig {
+    /// Subscribes `framework` to the masters at `masters`, with defaults for
+    /// everything else.
+    pub fn new(masters: impl IntoIterator<Item = impl Into<String>>, framework: FrameworkInfo) -> Self {
+        Self {
+            masters: masters.into_iter().map(Into::into).collect(),
+            framework,
+            ack_mode: AckMode::Auto,
+            backoff: Backoff::DEFAULT,
+            missed_heartbeats: DEFAULT_MISSED_HEARTBEATS,
+            connect_timeout: Duration::from_secs(5),
+            subscribe_timeout: Duration::from_secs(15),
+            call_timeout: Duration::from_secs(10),
+            max_reconnect_attempts: None,
+            jitter_seed: None,
+        }
+    }
+}
+
+/// Why [`Driver::run`] returned successfully.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The scheduler called [`Calls::exit`](crate::Calls::exit) or
+    /// [`Calls::teardown`](crate::Calls::teardown); its calls were sent.
+    Exited,
+    /// [`DriverHandle::shutdown`] was called. The framework stays registered
+    /// until its failover timeout.
+    Shutdown,
+}
+
+/// Stops a running [`Driver`] from elsewhere (a signal handler, a test).
+#[derive(Clone, Debug)]
+pub struct DriverHandle {
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+impl DriverHandle {
+    /// Asks the driver to stop as soon as it is between events; it then
+    /// returns [`ExitReason::Shutdown`]. The framework is not torn down.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// Runs a [`Scheduler`] against a master. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Driver<S> {
+    config: DriverConfig,
+    uris: Vec<String>,
+    session: Session<S>,
+    shutdown_tx: Arc<watch::Sender<bool>>,
+    shutdown: watch::Receiver<bool>,
+    rng: StdRng,
+}
+
+impl<S: Scheduler> Driver<S> {
+    /// A driver for `scheduler`; checks the master addresses.
+    pub fn new(config: DriverConfig, scheduler: S) -> Result<Self, DriverError> {
+        if config.masters.is_empty() {
+            return Err(DriverError::NoMasters);
+        }
+        let uris = config
+            .masters
+            .iter()
+            .map(|m| master_uri(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let session = Session::new(scheduler, config.framework.clone())
+            .with_ack_mode(config.ack_mode)
+            .with_missed_heartbeats(config.missed_heartbeats);
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let rng = StdRng::seed_from_u64(config.jitter_seed.unwrap_or_else(entropy));
+        Ok(Self {
+            config,
+            uris,
+            session,
+            shutdown_tx: Arc::new(shutdown_tx),
+            shutdown,
+            rng,
+        })
+    }
+
+    /// A handle that stops [`run`](Self::run).
+    pub fn handle(&self) -> DriverHandle {
+        DriverHandle {
+            shutdown: Arc::clone(&self.shutdown_tx),
+        }
+    }
+
+    /// The session (framework id, subscription, exit state).
+    pub const fn session(&self) -> &Session<S> {
+        &self.session
+    }
+
+    /// The scheduler.
+    pub const fn scheduler(&self) -> &S {
+        self.session.scheduler()
+    }
+
+    /// Ends the driver, giving the scheduler back (to read its results).
+    pub fn into_scheduler(self) -> S {
+        self.session.into_scheduler()
+    }
+
+    /// Subscribes and drives the scheduler until it exits, the handle shuts
+    /// the driver down, or a fatal error occurs. A shutdown is final: a
+    /// later `run` returns [`ExitReason::Shutdown`] at once.
+    pub async fn run(&mut self) -> Result<ExitReason, DriverError> {
+        let span = info_span!(
+            "framework",
+            name = %self.session.framework_info().name,
+            framework_id = field::Empty,
+        );
+        if let Some(id) = self.session.framework_id() {
+            span.record("framework_id", field::display(id));
+        }
+        self.run_loop().instrument(span).await
+    }
+
+    async fn run_loop(&mut self) -> Result<ExitReason, DriverError> {
+        let mut failures: u32 = 0;
+        let mut next = 0usize;
+        loop {
+            let uri = self.uris[next % self.uris.len()].clone();
+            next = next.wrapping_add(1);
+            let subscribing = connect(&uri, &self.config, self.session.framework_info());
+            let connected = match until_shutdown(&mut self.shutdown, subscribing).await {
+                None => return Ok(ExitReason::Shutdown),
+                Some(connected) => connected,
+            };
+            let last = match connected {
+                Ok((client, stream)) => match self.serve(&uri, client, stream).await {
+                    Served::Done(result) => return result,
+                    Served::Lost { subscribed, why } => {
+                        if self.session.disconnected() {
+                            info!(master = %uri, "disconnected: {why}");
+                        }
+                        if subscribed {
+                            failures = 0;
+                        }
+                        why
+                    }
+                },
+                Err(Failure::Fatal(error)) => return Err(error),
+                Err(Failure::Retry(why)) => {
+                    warn!(master = %uri, "cannot subscribe: {why}");
+                    why
+                }
+            };
+            failures = failures.saturating_add(1);
+            if self.config.max_reconnect_attempts.is_some_and(|max| failures > max) {
+                return Err(DriverError::Unreachable {
+                    attempts: failures,
+                    last,
+                });
+            }
+            let delay = self.config.backoff.delay(failures - 1, self.rng.random::<f64>());
+            debug!(?delay, attempt = failures, "reconnecting after a delay");
+            if until_shutdown(&mut self.shutdown, tokio::time::sleep(delay))
+                .await
+                .is_none()
+            {
+                return Ok(ExitReason::Shutdown);
+            }
+        }
+    }
+
+    /// Reads events and sends calls until the subscription ends.
+    async fn serve(
+        &mut self,
+        uri: &str,
+        mut client: SchedulerClient<Channel>,
+        mut stream: tonic::Streaming<pb::Event>,
+    ) -> Served {
+        let mut subscribed = false;
+        loop {
+            let silence = if self.session.is_subscribed() {
+                self.session.heartbeat_timeout()
+            } else {
+                Some(self.config.subscribe_timeout)
+            };
+            let next = match until_shutdown(&mut self.shutdown, within(silence, stream.message())).await {
+                None => return Served::Done(Ok(ExitReason::Shutdown)),
+                Some(next) => next,
+            };
+            let wire = match next {
+                None => {
+                    return Served::Lost {
+                        subscribed,
+                        why: format!("no event for {:?}", silence.unwrap_or_default()),
+                    };
+                }
+                Some(Err(status)) => {
+                    return Served::Lost {
+                        subscribed,
+                        why: format!("event stream failed ({:?}): {}", status.code(), status.message()),
+                    };
+                }
+                Some(Ok(None)) => {
+                    return Served::Lost {
+                        subscribed,
+                        why: "the master closed the event stream".to_owned(),
+                    };
+                }
+                Some(Ok(Some(wire))) => wire,
+            };
+            let event = match Event::try_from(wire) {
+                Ok(event) => event,
+                Err(e) => {
+                    warn!(master = %uri, "dropping a malformed event: {e}");
+                    continue;
+                }
+            };
+            let is_subscribed = matches!(event, Event::Subscribed { .. });
+            if !self.session.is_subscribed() && !is_subscribed && !matches!(event, Event::Error(_)) {
+                warn!(master = %uri, "ignoring an event that came before SUBSCRIBED");
+            }
+            let calls = self.session.handle(now(), event);
+            if is_subscribed {
+                subscribed = true;
+                if let Some(info) = self.session.subscription() {
+                    tracing::Span::current().record("framework_id", field::display(&info.framework_id));
+                    info!(master = %uri, master_id = %info.master_id, heartbeat = ?info.heartbeat_interval, "subscribed");
+                }
+            }
+            let sent = self.send_all(&mut client, calls).await;
+            if let Some(message) = self.session.fatal_error() {
+                return Served::Done(Err(DriverError::Fatal(message.to_owned())));
+            }
+            if self.session.exit_requested() {
+                if let Err(why) = sent {
+                    warn!("exiting with calls unsent: {why}");
+                }
+                return Served::Done(Ok(ExitReason::Exited));
+            }
+            if let Err(why) = sent {
+                return Served::Lost { subscribed, why };
+            }
+        }
+    }
+
+    /// Sends `calls` in order. Stops at the first failure that means the
+    /// subscription is gone (transport failure, unknown framework) and
+    /// reports it; calls the master merely rejects are logged and skipped.
+    async fn send_all(&self, client: &mut SchedulerClient<Channel>, calls: Vec<FrameworkCall>) -> Result<(), String> {
+        let total = calls.len();
+        for (i, call) in calls.into_iter().enumerate() {
+            let name = call.call.name();
+            let result = tokio::time::timeout(self.config.call_timeout, send(client, WireCall::from(call)))
+                .await
+                .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("call timed out")));
+            match result {
+                Ok(()) => debug!(call = name, "sent"),
+                Err(status) if is_transient(status.code()) || is_unsubscribed(status.code()) => {
+                    return Err(format!(
+                        "{name} failed ({:?}): {}; {} queued call(s) dropped",
+                        status.code(),
+                        status.message(),
+                        total - i - 1
+                    ));
+                }
+                Err(status) => {
+                    warn!(call = name, code = ?status.code(), "the master rejected a call: {}", status.message());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How one connection ended.
+#[derive(Debug)]
+enum Served {
+    /// `run` returns this.
+    Done(Result<ExitReason, DriverError>),
+    /// The link is lost; reconnect. `subscribed` tells whether it got as far
+    /// as SUBSCRIBED (which resets the backoff).
+    Lost { subscribed: bool, why: String },
+}
+
+/// Why a subscription attempt failed.
+#[derive(Debug)]
+enum Failure {
+    /// Worth retrying (perhaps with another master).
+    Retry(String),
+    /// Retrying cannot help.
+    Fatal(DriverError),
+}
+
+/// Opens a channel to `uri` and sends SUBSCRIBE.
+async fn connect(
+    uri: &str,
+    config: &DriverConfig,
+    framework: &FrameworkInfo,
+) -> Result<(SchedulerClient<Channel>, tonic::Streaming<pb::Event>), Failure> {
+    let endpoint = Endpoint::from_shared(uri.to_owned())
+        .map_err(|e| Failure::Retry(format!("invalid endpoint: {e}")))?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true);
+    let channel = tokio::time::timeout(config.connect_timeout, endpoint.connect())
+        .await
+        .map_err(|_| Failure::Retry("connecting timed out".to_owned()))?
+        .map_err(|e| Failure::Retry(format!("cannot connect: {e}")))?;
+    // Offers from a large cluster can exceed tonic's 4 MiB default.
+    let mut client = SchedulerClient::new(channel).max_decoding_message_size(64 << 20);
+    let request = pb::SubscribeRequest {
+        framework_info: Some(framework.clone().into()),
+    };
+    let response = tokio::time::timeout(config.connect_timeout, client.subscribe(request))
+        .await
+        .map_err(|_| Failure::Retry("SUBSCRIBE timed out".to_owned()))?;
+    match response {
+        Ok(response) => Ok((client, response.into_inner())),
+        Err(status) if is_transient(status.code()) => Err(Failure::Retry(format!(
+            "SUBSCRIBE failed ({:?}): {}",
+            status.code(),
+            status.message()
+        ))),
+        Err(status) => Err(Failure::Fatal(DriverError::SubscribeRejected {
+            master: uri.to_owned(),
+            code: status.code(),
+            message: status.message().to_owned(),
+        })),
+    }
+}
+
+/// Codes that say the master or the path to it failed, not the request.
+const fn is_transient(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::Unknown
+            | Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::Internal
+            | Code::ResourceExhausted
+    )
+}
+
+/// Codes the master uses for calls from a framework it does not consider
+/// subscribed: re-subscribing settles it.
+const fn is_unsubscribed(code: Code) -> bool {
+    matches!(code, Code::NotFound | Code::FailedPrecondition)
+}
+
+async fn send(client: &mut SchedulerClient<Channel>, call: WireCall) -> Result<(), tonic::Status> {
+    match call {
+        WireCall::Accept(r) => client.accept(r).await.map(drop),
+        WireCall::Decline(r) => client.decline(r).await.map(drop),
+        WireCall::Revive(r) => client.revive(r).await.map(drop),
+        WireCall::Suppress(r) => client.suppress(r).await.map(drop),
+        WireCall::Kill(r) => client.kill(r).await.map(drop),
+        WireCall::Acknowledge(r) => client.acknowledge(r).await.map(drop),
+        WireCall::Reconcile(r) => client.reconcile(r).await.map(drop),
+        WireCall::Teardown(r) => client.teardown(r).await.map(drop),
+        WireCall::UpdateFramework(r) => client.update_framework(r).await.map(drop),
+    }
+}
+
+/// Runs `fut` unless a shutdown is asked for first (`None` then).
+async fn until_shutdown<F: Future>(shutdown: &mut watch::Receiver<bool>, fut: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        // The sender lives in the driver, so `wait_for` only ends on `true`.
+        _ = shutdown.wait_for(|stop| *stop) => None,
+        out = fut => Some(out),
+    }
+}
+
+/// Runs `fut` within `limit` (forever when `None`); `None` if it timed out.
+async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+/// Wall-clock time since the Unix epoch, as the scheduler API uses.
+fn now() -> Timestamp {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timestamp::from_micros(u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// A seed for the backoff jitter that differs between processes and runs.
+fn entropy() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
