@@ -233,7 +233,10 @@ mod tests {
 
     #[test]
     fn master_addresses_become_uris() {
-        let mut config = AgentConfig::new([DEFAULT_MASTER, "http://m2:5050/", " m3:1, m4:2 "], Resources::default());
+        let mut config = AgentConfig::new(
+            [DEFAULT_MASTER, "http://m2:5050/", " m3:1, m4:2 "],
+            Resources::default(),
+        );
         assert_eq!(
             config.master_uris(),
             Ok(vec![

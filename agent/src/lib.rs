@@ -59,7 +59,9 @@ mod core;
 mod link;
 mod status_updates;
 
-pub use crate::config::{AgentConfig, ConfigError, ContainerizerKind, DEFAULT_MASTER, ReconnectBackoff, detect_hostname};
+pub use crate::config::{
+    AgentConfig, ConfigError, ContainerizerKind, DEFAULT_MASTER, ReconnectBackoff, detect_hostname,
+};
 pub use crate::containerizer::{ContainerError, ContainerId, Containerizer, ExitStatus, SimulatedContainerizer};
 pub use crate::core::{AgentCore, CoreConfig, Input, Output, ReconnectReason, Warning};
 #[cfg(feature = "link")]

@@ -133,7 +133,7 @@ enum Conn {
     /// Connecting and attaching; `Register` is already queued on `tx`.
     Attaching(UnboundedSender<pb::AgentMessage>, Attaching),
     /// The stream is open.
-    Up(UnboundedSender<pb::AgentMessage>, Streaming<pb::MasterMessage>),
+    Up(UnboundedSender<pb::AgentMessage>, Box<Streaming<pb::MasterMessage>>),
 }
 
 impl Conn {
@@ -203,7 +203,7 @@ impl Driver {
                 Event::Attached(Ok(inbound)) => {
                     debug!("stream open");
                     conn = match conn {
-                        Conn::Attaching(tx, _) | Conn::Up(tx, _) => Conn::Up(tx, inbound),
+                        Conn::Attaching(tx, _) | Conn::Up(tx, _) => Conn::Up(tx, Box::new(inbound)),
                         idle @ Conn::Idle(_) => idle,
                     };
                 }
@@ -234,7 +234,10 @@ impl Driver {
         if let Conn::Up(tx, mut inbound) = conn {
             info!("shutting down: closing the stream");
             drop(tx);
-            let _ = timeout(SHUTDOWN_DRAIN, async { while let Ok(Some(_)) = inbound.message().await {} }).await;
+            let _ = timeout(SHUTDOWN_DRAIN, async {
+                while let Ok(Some(_)) = inbound.message().await {}
+            })
+            .await;
         } else {
             info!("shutting down");
         }
@@ -275,8 +278,8 @@ impl Driver {
             match output {
                 Output::Send(message) => {
                     if let AgentMessage::StatusUpdate { framework_id, status } = &message {
-                        let _task = info_span!("task", framework_id = %framework_id, task_id = %status.task_id)
-                            .entered();
+                        let _task =
+                            info_span!("task", framework_id = %framework_id, task_id = %status.task_id).entered();
                         debug!(state = %status.state, uuid = ?status.uuid.map(|u| u.to_string()), "sending status update");
                     }
                     let sent = next.is_none() && conn.sender().is_some_and(|tx| tx.send(message.into()).is_ok());
@@ -290,7 +293,7 @@ impl Driver {
                 } => {
                     self.failures = 0;
                     self.span.record("agent_id", agent_id.as_str());
-                    info!(%agent_id, ?ping_interval, tasks = self.core.running_tasks().len(), "registered");
+                    info!(%agent_id, ?ping_interval, tasks = self.core.task_count(), "registered");
                 }
                 Output::Reconnect(reason) => {
                     warn!(%reason, "reconnecting");

@@ -132,7 +132,11 @@ impl StatusUpdateManager {
             && *at <= now
         {
             let Some((_, id)) = self.retries.pop_first() else { break };
-            let waited = self.streams.get(&id).and_then(|s| s.retry).map_or(self.policy.first_retry, |r| r.1);
+            let waited = self
+                .streams
+                .get(&id)
+                .and_then(|s| s.retry)
+                .map_or(self.policy.first_retry, |r| r.1);
             let wait = waited.saturating_mul(2).min(self.policy.max_interval);
             self.transmit(now, &id, wait, out);
         }

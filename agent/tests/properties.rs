@@ -6,8 +6,8 @@
 
 use agora_agent::{AgentCore, ContainerId, CoreConfig, Input, Output, SimulatedContainerizer};
 use agora_proto::{
-    AgentId, AgentInfo, AgentMessage, CommandInfo, FrameworkId, MasterMessage, Resources, StatusUuid, TaskId,
-    TaskInfo, TaskReason, TaskState, TaskStatus, Timestamp,
+    AgentId, AgentInfo, AgentMessage, CommandInfo, FrameworkId, MasterMessage, Resources, StatusUuid, TaskId, TaskInfo,
+    TaskReason, TaskState, TaskStatus, Timestamp,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,14 +19,32 @@ const FRAMEWORKS: u8 = 2;
 #[derive(Clone, Debug)]
 enum Op {
     /// Run task `id` of framework `fw` for `secs` seconds.
-    Run { fw: u8, id: u8, secs: u8 },
-    Kill { fw: u8, id: u8 },
+    Run {
+        fw: u8,
+        id: u8,
+        secs: u8,
+    },
+    Kill {
+        fw: u8,
+        id: u8,
+    },
     /// The framework acknowledges the latest update it received for the task.
-    Ack { fw: u8, id: u8 },
+    Ack {
+        fw: u8,
+        id: u8,
+    },
     /// An acknowledgement with a made-up uuid.
-    AckStale { fw: u8, id: u8, bits: u128 },
-    Shutdown { fw: u8 },
-    Advance { secs: u16 },
+    AckStale {
+        fw: u8,
+        id: u8,
+        bits: u128,
+    },
+    Shutdown {
+        fw: u8,
+    },
+    Advance {
+        secs: u16,
+    },
     Disconnect,
     Reconnect,
 }
@@ -93,7 +111,10 @@ impl Checker {
                         // Sent once: nobody acknowledges a shut-down framework's updates.
                         self.forgiven.insert(uuid);
                     }
-                    prop_assert!(!self.acked.contains(&uuid), "{status:?} re-sent after its acknowledgement");
+                    prop_assert!(
+                        !self.acked.contains(&uuid),
+                        "{status:?} re-sent after its acknowledgement"
+                    );
                     let key = ContainerId::new(framework_id, status.task_id.clone());
                     let sent = self.sent.entry(key).or_default();
                     if let Some(previous) = sent.iter().find(|s| s.uuid == Some(uuid)) {
@@ -119,7 +140,11 @@ impl Checker {
     }
 
     fn master(&mut self, message: MasterMessage) -> Result<(), TestCaseError> {
-        if self.registered { self.handle(Input::Master(message)) } else { Ok(()) }
+        if self.registered {
+            self.handle(Input::Master(message))
+        } else {
+            Ok(())
+        }
     }
 
     fn reconnect(&mut self) -> Result<(), TestCaseError> {
@@ -247,7 +272,9 @@ impl Checker {
                     (Running, _, _) if forgiven => tail,
                     _ => {
                         let states: Vec<_> = sent.iter().map(|s| (s.state, s.reason)).collect();
-                        return Err(TestCaseError::fail(format!("task {key}: unexpected updates {states:?}")));
+                        return Err(TestCaseError::fail(format!(
+                            "task {key}: unexpected updates {states:?}"
+                        )));
                     }
                 };
             }

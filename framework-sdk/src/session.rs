@@ -170,6 +170,7 @@ impl<S: Scheduler> Session<S> {
     /// After SUBSCRIBED the framework id is remembered and an implicit
     /// reconciliation follows the scheduler's own calls. After an UPDATE
     /// carrying a uuid, an acknowledgement follows (in [`AckMode::Auto`]).
+    /// A TEARDOWN is moved after every other call of the same round.
     /// Events other than SUBSCRIBED and ERROR that arrive before SUBSCRIBED
     /// are ignored and counted in [`ignored_events`](Self::ignored_events).
     pub fn handle(&mut self, now: Timestamp, event: Event) -> Vec<FrameworkCall> {
@@ -232,7 +233,10 @@ impl<S: Scheduler> Session<S> {
 
     fn finish(&mut self, mut calls: Calls) -> Vec<FrameworkCall> {
         self.exit_requested |= calls.exit_requested();
-        let queued = calls.drain();
+        let mut queued = calls.drain();
+        // TEARDOWN ends the framework, so whatever else this round queued
+        // (the acknowledgement of the update that triggered it, say) goes first.
+        queued.sort_by_key(|call| matches!(call, Call::Teardown));
         // Calls need a framework id; without one (an ERROR before any
         // subscription) there is no one to send them for.
         let Some(framework_id) = self.framework.id.clone() else {
@@ -470,6 +474,25 @@ mod tests {
         let out = s.handle(Timestamp::ZERO, update(Some(5)));
         assert!(s.exit_requested());
         assert_eq!(out.len(), 1, "the acknowledgement is still sent");
+    }
+
+    #[test]
+    fn teardown_goes_after_the_acknowledgement() {
+        #[derive(Debug)]
+        struct Quitter;
+        impl Scheduler for Quitter {
+            fn offers(&mut self, _calls: &mut Calls, _offers: Vec<Offer>) {}
+            fn status_update(&mut self, calls: &mut Calls, _status: &TaskStatus) {
+                calls.teardown();
+                calls.kill(TaskId::new("t2").expect("id"), None);
+            }
+        }
+        let mut s = Session::new(Quitter, FrameworkInfo::new("q"));
+        s.handle(Timestamp::ZERO, subscribed("fw"));
+        let out = s.handle(Timestamp::ZERO, update(Some(1)));
+        let names: Vec<_> = out.iter().map(|c| c.call.name()).collect();
+        assert_eq!(names, ["KILL", "ACKNOWLEDGE", "TEARDOWN"]);
+        assert!(s.exit_requested());
     }
 
     #[test]

@@ -1,1 +1,227 @@
-//! placeholder
+//! The master's server: the tokio driver around the pure [`Master`] core,
+//! serving the scheduler, agent and operator gRPC APIs and the HTTP endpoints
+//! (`/health`, `/metrics`, `/state`) on one port.
+//!
+//! It owns everything the core must not touch: the listening socket, the
+//! wall clock, the per-connection streams and the Prometheus recorder. One
+//! task, the core loop ([`core_loop`]), owns the [`Master`]; the RPC handlers
+//! talk to it over a channel, so the core is never shared or locked.
+//!
+//! ```text
+//!   gRPC + HTTP (one listener, axum) ──commands──► core loop ──handle/poll──► Master
+//!        ▲                                            │
+//!        └──── per-connection event/message channels ◄┘ (outputs routed by ConnectionId)
+//! ```
+//!
+//! Shutdown is graceful: the listener stops accepting, the core loop stops
+//! (which ends every framework and agent stream), and open connections get
+//! [`SHUTDOWN_GRACE`] to drain before [`MasterServer::run`] returns.
+
+mod agent_link;
+mod cluster_events;
+mod core_loop;
+mod http;
+mod metrics;
+mod operator;
+mod scheduler;
+mod status;
+
+use crate::{Master, MasterConfig};
+use agora_proto::pb;
+use axum::serve::ListenerExt;
+use core_loop::{CoreHandle, CoreLoop};
+use std::future::{Future, IntoFuture};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::pin;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinError;
+use tonic::service::Routes;
+
+/// How long open connections may take to drain after shutdown begins,
+/// before [`MasterServer::run`] returns anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The port Mesos masters listen on, kept for familiarity.
+pub const DEFAULT_PORT: u16 = 5050;
+
+/// Settings of the master server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Where to listen for gRPC and HTTP; port 0 picks a free port (see
+    /// [`MasterServer::local_addr`]).
+    pub listen: SocketAddr,
+    /// Settings of the master core.
+    pub master: MasterConfig,
+    /// Seed of the core's random choices, so a run can be replayed.
+    pub seed: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
+            master: MasterConfig::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The Prometheus recorder could not be built.
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[source] metrics_exporter_prometheus::BuildError),
+    /// Serving connections failed.
+    #[error("serving connections failed: {0}")]
+    Serve(#[source] std::io::Error),
+    /// The core loop ended before shutdown was asked for (a bug in the core:
+    /// it panicked). The server shut down.
+    #[error("the master core loop stopped unexpectedly: {0}")]
+    CoreStopped(String),
+}
+
+/// A bound, not yet running, master server.
+#[derive(Debug)]
+pub struct MasterServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    core: CoreHandle,
+    core_loop: CoreLoop,
+    router: axum::Router,
+}
+
+/// Binds the listening socket and builds the master core; nothing is served
+/// until [`MasterServer::run`].
+pub async fn bind(config: ServerConfig) -> Result<MasterServer, ServerError> {
+    let addr = config.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let metrics = metrics::Metrics::new().map_err(ServerError::Metrics)?;
+    let prometheus = metrics.handle();
+    let (core, core_loop) = core_loop::new(Master::new(config.master, config.seed), metrics);
+    let router = router(&core, prometheus);
+    tracing::info!(%local_addr, "master listening");
+    Ok(MasterServer {
+        listener,
+        local_addr,
+        core,
+        core_loop,
+        router,
+    })
+}
+
+/// Binds and runs until `shutdown` completes: the one call the `agora`
+/// binary needs.
+pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    bind(config).await?.run(shutdown).await
+}
+
+/// gRPC services and HTTP endpoints on one router. gRPC requests are routed
+/// by their `/agora.v1.<Service>/` path prefix, everything else by the HTTP
+/// routes; unknown paths get gRPC UNIMPLEMENTED or HTTP 404 depending on the
+/// request's content type.
+fn router(core: &CoreHandle, prometheus: metrics_exporter_prometheus::PrometheusHandle) -> axum::Router {
+    let grpc = Routes::new(pb::scheduler_server::SchedulerServer::new(scheduler::SchedulerService::new(
+        core.clone(),
+    )))
+    .add_service(pb::agent_link_server::AgentLinkServer::new(agent_link::AgentLinkService::new(
+        core.clone(),
+    )))
+    .add_service(pb::operator_server::OperatorServer::new(operator::OperatorService::new(core.clone())))
+    .into_axum_router();
+    grpc.merge(http::router(core.clone(), prometheus)).fallback(http::fallback)
+}
+
+impl MasterServer {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, ends every
+    /// framework and agent stream, lets connections drain for at most
+    /// [`SHUTDOWN_GRACE`], and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let Self {
+            listener,
+            local_addr,
+            core,
+            core_loop,
+            router,
+        } = self;
+        let mut core_task = tokio::spawn(core_loop.run());
+
+        let listener = listener.tap_io(|tcp| {
+            // gRPC streams carry small messages that must not wait for Nagle.
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let serving = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                // Dropped sender or sent: either way, stop.
+                let _ = stop_rx.await;
+            })
+            .into_future();
+        let mut serving = pin!(serving);
+        let mut shutdown = pin!(shutdown);
+
+        let mut core_ended: Option<Result<(), JoinError>> = None;
+        let mut serve_result: Option<std::io::Result<()>> = None;
+        tokio::select! {
+            () = &mut shutdown => tracing::info!(%local_addr, "shutting down"),
+            joined = &mut core_task => core_ended = Some(joined),
+            result = &mut serving => serve_result = Some(result),
+        }
+
+        // Ending the core loop ends every stream, which lets the connections
+        // that carry them finish; only then can the graceful shutdown complete.
+        core.shutdown().await;
+        let _ = stop_tx.send(());
+        if serve_result.is_none() {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut serving).await {
+                Ok(result) => serve_result = Some(result),
+                Err(_) => tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period"),
+            }
+        }
+        let core_was_running = core_ended.is_none();
+        let core_result = match core_ended {
+            Some(result) => result,
+            None => core_task.await,
+        };
+        match (core_result, core_was_running) {
+            (Err(error), _) => Err(ServerError::CoreStopped(describe_join_error(error))),
+            (Ok(()), false) => Err(ServerError::CoreStopped("it returned without being asked to".to_owned())),
+            (Ok(()), true) => serve_result.unwrap_or(Ok(())).map_err(ServerError::Serve),
+        }
+    }
+}
+
+fn describe_join_error(error: JoinError) -> String {
+    if !error.is_panic() {
+        return error.to_string();
+    }
+    let panic = error.into_panic();
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(message), _) => format!("panicked: {message}"),
+        (_, Some(message)) => format!("panicked: {message}"),
+        _ => "panicked".to_owned(),
+    }
+}

@@ -131,7 +131,10 @@ mod tests {
             command,
             kill_grace_period: None,
         };
-        (ContainerId::new(FrameworkId::new("f1").expect("valid id"), task_id), info)
+        (
+            ContainerId::new(FrameworkId::new("f1").expect("valid id"), task_id),
+            info,
+        )
     }
 
     #[test]
@@ -185,6 +188,10 @@ mod tests {
         assert_eq!(c.running(), 0);
         assert_eq!(c.poll_timeout(), Some(Timestamp::ZERO));
         assert_eq!(c.poll_exit(Timestamp::from_secs(1)), Some((a, ExitStatus::killed())));
-        assert_eq!(c.poll_exit(Timestamp::from_secs(100)), None, "killed once, reported once");
+        assert_eq!(
+            c.poll_exit(Timestamp::from_secs(100)),
+            None,
+            "killed once, reported once"
+        );
     }
 }

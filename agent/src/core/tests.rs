@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::containerizer::{ContainerError, SimulatedContainerizer};
+use crate::status_updates::RetryPolicy;
+use agora_proto::AgentInfo;
 use agora_proto::{CommandInfo, Resources, TaskId};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -150,7 +152,10 @@ fn updates(outputs: &[Output]) -> Vec<TaskStatus> {
 }
 
 fn states(outputs: &[Output]) -> Vec<(String, TaskState)> {
-    updates(outputs).into_iter().map(|s| (s.task_id.to_string(), s.state)).collect()
+    updates(outputs)
+        .into_iter()
+        .map(|s| (s.task_id.to_string(), s.state))
+        .collect()
 }
 
 fn warnings(outputs: &[Output]) -> Vec<Warning> {
@@ -247,7 +252,11 @@ fn default_retry_policy_is_mesos() {
     let start = h.now;
     h.run("f1", "t1", "sleep 100000");
     let mut sent_at = Vec::new();
-    while let Some(at) = h.core.poll_timeout().filter(|at| at.saturating_duration_since(start) < 4000 * SECOND) {
+    while let Some(at) = h
+        .core
+        .poll_timeout()
+        .filter(|at| at.saturating_duration_since(start) < 4000 * SECOND)
+    {
         let out = h.advance(at.saturating_duration_since(h.now));
         assert_eq!(updates(&out).len(), 1);
         sent_at.push(h.now.saturating_duration_since(start).as_secs());
@@ -279,7 +288,11 @@ fn acknowledgement_of_a_non_head_uuid_is_ignored() {
         }]
     );
     let out = h.advance(10 * SECOND);
-    assert_eq!(updates(&out), [queued[0].clone()], "the head is still retried, unchanged");
+    assert_eq!(
+        updates(&out),
+        [queued[0].clone()],
+        "the head is still retried, unchanged"
+    );
 
     let out = h.ack(&queued[0], "f1");
     assert_eq!(updates(&out), [queued[1].clone()]);
@@ -308,7 +321,10 @@ fn tasks_are_ordered_independently() {
     assert_eq!(states(&h.advance(9 * SECOND)), [("b".to_owned(), TaskState::Running)]);
     assert_eq!(
         states(&h.advance(SECOND)),
-        [("a".to_owned(), TaskState::Finished), ("a".to_owned(), TaskState::Finished)]
+        [
+            ("a".to_owned(), TaskState::Finished),
+            ("a".to_owned(), TaskState::Finished)
+        ]
     );
     assert!(b[0].uuid != c[0].uuid);
 }
@@ -492,7 +508,11 @@ fn shutdown_framework_kills_its_tasks_only() {
         "sent at once, even though a's RUNNING was never acknowledged"
     );
     assert_eq!(
-        h.core.running_tasks().iter().map(|t| t.task.task_id.to_string()).collect::<Vec<_>>(),
+        h.core
+            .running_tasks()
+            .iter()
+            .map(|t| t.task.task_id.to_string())
+            .collect::<Vec<_>>(),
         ["c"]
     );
     // f1's updates are forgotten, f2's are still retried.
@@ -526,7 +546,10 @@ fn shutdown_framework_while_its_tasks_are_dying() {
     assert_eq!(h.core.pending_updates(), 0);
     h.input(Input::Connected);
     h.registered(Duration::ZERO);
-    assert_eq!(states(&h.run("f1", "late", "x")), [("late".to_owned(), TaskState::Running)]);
+    assert_eq!(
+        states(&h.run("f1", "late", "x")),
+        [("late".to_owned(), TaskState::Running)]
+    );
 }
 
 #[test]
@@ -539,7 +562,11 @@ fn reregistration_reports_id_and_live_tasks_then_resends_heads() {
     h.advance(SECOND); // short FINISHED, queued behind its unacknowledged RUNNING
 
     assert!(h.input(Input::Disconnected).is_empty());
-    assert_eq!(h.core.poll_timeout(), Some(h.now + 99 * SECOND), "no retry while offline");
+    assert_eq!(
+        h.core.poll_timeout(),
+        Some(h.now + 99 * SECOND),
+        "no retry while offline"
+    );
     let out = h.advance(20 * SECOND);
     assert!(out.is_empty(), "nothing is sent offline: {out:?}");
     let out = h.kill("f1", "long");
@@ -558,9 +585,16 @@ fn reregistration_reports_id_and_live_tasks_then_resends_heads() {
             }],
         })]
     );
-    assert!(updates(&h.advance(10 * SECOND)).is_empty(), "no updates before Registered");
+    assert!(
+        updates(&h.advance(10 * SECOND)).is_empty(),
+        "no updates before Registered"
+    );
     let out = h.registered(Duration::ZERO);
-    assert_eq!(updates(&out), short[..1], "every unacknowledged head is re-sent at once");
+    assert_eq!(
+        updates(&out),
+        short[..1],
+        "every unacknowledged head is re-sent at once"
+    );
     // ... with a fresh backoff.
     assert_eq!(updates(&h.advance(10 * SECOND)), short[..1]);
 }
@@ -600,7 +634,10 @@ fn registration_times_out() {
     h.input(Input::Connected);
     assert!(h.advance(14 * SECOND).is_empty());
     let out = h.advance(SECOND);
-    assert_eq!(out, [Output::Reconnect(ReconnectReason::RegistrationTimeout(15 * SECOND))]);
+    assert_eq!(
+        out,
+        [Output::Reconnect(ReconnectReason::RegistrationTimeout(15 * SECOND))]
+    );
 }
 
 #[test]
@@ -610,7 +647,9 @@ fn a_refusal_reconnects() {
     let out = h.master(MasterMessage::Error("agent id unknown".to_owned()));
     assert_eq!(
         out,
-        [Output::Reconnect(ReconnectReason::Refused("agent id unknown".to_owned()))]
+        [Output::Reconnect(ReconnectReason::Refused(
+            "agent id unknown".to_owned()
+        ))]
     );
     assert_eq!(
         ReconnectReason::Refused("x".to_owned()).to_string(),
@@ -635,10 +674,7 @@ fn a_new_agent_id_restamps_pending_updates() {
             current: AgentId::new("agent-2").expect("valid"),
         }]
     );
-    assert_eq!(
-        updates(&out)[0].agent_id.as_ref().map(AgentId::as_str),
-        Some("agent-2")
-    );
+    assert_eq!(updates(&out)[0].agent_id.as_ref().map(AgentId::as_str), Some("agent-2"));
 }
 
 #[test]

@@ -26,14 +26,33 @@ pub fn master_uri(address: &str) -> Result<String, DriverError> {
     if authority.contains('/') {
         return Err(invalid("a master address is host:port, without a path"));
     }
-    let has_port = match authority.strip_prefix('[') {
-        Some(v6) => v6.contains("]:"),
-        None => authority.contains(':'),
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, rest)) => (
+                host,
+                Some(rest.strip_prefix(':').ok_or_else(|| invalid("junk after ]"))?),
+            ),
+            None => return Err(invalid("unclosed [")),
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
     };
-    let uri = if has_port {
-        format!("http://{authority}")
+    if host.is_empty() {
+        return Err(invalid("no host"));
+    }
+    let port = match port {
+        None => DEFAULT_MASTER_PORT,
+        Some(port) => port
+            .parse::<u16>()
+            .map_err(|_| invalid(&format!("port {port:?} is not a number from 0 to 65535")))?,
+    };
+    let uri = if authority.starts_with('[') {
+        format!("http://[{host}]:{port}")
     } else {
-        format!("http://{authority}:{DEFAULT_MASTER_PORT}")
+        format!("http://{host}:{port}")
     };
     tonic::transport::Endpoint::from_shared(uri.clone()).map_err(|e| invalid(&e.to_string()))?;
     Ok(uri)
@@ -54,7 +73,16 @@ mod tests {
 
     #[test]
     fn rejects_what_cannot_work() {
-        for bad in ["", "https://m:5050", "ftp://m", "m:5050/api", "m:notaport"] {
+        for bad in [
+            "",
+            "https://m:5050",
+            "ftp://m",
+            "m:5050/api",
+            "m:notaport",
+            ":5050",
+            "m:99999",
+            "[::1",
+        ] {
             assert!(
                 matches!(master_uri(bad), Err(DriverError::InvalidAddress { .. })),
                 "{bad:?} should be rejected"

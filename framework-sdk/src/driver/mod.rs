@@ -31,7 +31,7 @@ pub use error::DriverError;
 use crate::scheduler::Scheduler;
 use crate::session::{AckMode, DEFAULT_MISSED_HEARTBEATS, Session};
 use agora_proto::pb::scheduler_client::SchedulerClient;
-use agora_proto::{Event, FrameworkCall, FrameworkInfo, Timestamp, WireCall, pb};
+use agora_proto::{Call, Event, FrameworkCall, FrameworkInfo, Timestamp, WireCall, pb};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::future::Future;
@@ -94,22 +94,42 @@ pub enum ExitReason {
     /// The scheduler called [`Calls::exit`](crate::Calls::exit) or
     /// [`Calls::teardown`](crate::Calls::teardown); its calls were sent.
     Exited,
-    /// [`DriverHandle::shutdown`] was called. The framework stays registered
-    /// until its failover timeout.
+    /// [`DriverHandle::shutdown`] was called (or [`DriverHandle::teardown`]
+    /// while no master was connected). The framework stays registered until
+    /// its failover timeout.
     Shutdown,
+    /// [`DriverHandle::teardown`] was called and TEARDOWN sent: the master
+    /// kills the framework's tasks and forgets it.
+    TornDown,
 }
 
 /// Stops a running [`Driver`] from elsewhere (a signal handler, a test).
 #[derive(Clone, Debug)]
 pub struct DriverHandle {
-    shutdown: Arc<watch::Sender<bool>>,
+    stop: Arc<watch::Sender<Stop>>,
+}
+
+/// What a [`DriverHandle`] asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Run,
+    Shutdown,
+    Teardown,
 }
 
 impl DriverHandle {
     /// Asks the driver to stop as soon as it is between events; it then
     /// returns [`ExitReason::Shutdown`]. The framework is not torn down.
     pub fn shutdown(&self) {
-        self.shutdown.send_replace(true);
+        self.stop.send_replace(Stop::Shutdown);
+    }
+
+    /// Asks the driver to tear the framework down (killing its tasks) and
+    /// stop; it then returns [`ExitReason::TornDown`]. If no master is
+    /// connected at that moment, the driver stops without tearing down
+    /// ([`ExitReason::Shutdown`]).
+    pub fn teardown(&self) {
+        self.stop.send_replace(Stop::Teardown);
     }
 }
 
@@ -119,8 +139,8 @@ pub struct Driver<S> {
     config: DriverConfig,
     uris: Vec<String>,
     session: Session<S>,
-    shutdown_tx: Arc<watch::Sender<bool>>,
-    shutdown: watch::Receiver<bool>,
+    stop_tx: Arc<watch::Sender<Stop>>,
+    stop: watch::Receiver<Stop>,
     rng: StdRng,
 }
 
@@ -138,14 +158,14 @@ impl<S: Scheduler> Driver<S> {
         let session = Session::new(scheduler, config.framework.clone())
             .with_ack_mode(config.ack_mode)
             .with_missed_heartbeats(config.missed_heartbeats);
-        let (shutdown_tx, shutdown) = watch::channel(false);
+        let (stop_tx, stop) = watch::channel(Stop::Run);
         let rng = StdRng::seed_from_u64(config.jitter_seed.unwrap_or_else(entropy));
         Ok(Self {
             config,
             uris,
             session,
-            shutdown_tx: Arc::new(shutdown_tx),
-            shutdown,
+            stop_tx: Arc::new(stop_tx),
+            stop,
             rng,
         })
     }
@@ -153,7 +173,7 @@ impl<S: Scheduler> Driver<S> {
     /// A handle that stops [`run`](Self::run).
     pub fn handle(&self) -> DriverHandle {
         DriverHandle {
-            shutdown: Arc::clone(&self.shutdown_tx),
+            stop: Arc::clone(&self.stop_tx),
         }
     }
 
@@ -194,9 +214,8 @@ impl<S: Scheduler> Driver<S> {
             let uri = self.uris[next % self.uris.len()].clone();
             next = next.wrapping_add(1);
             let subscribing = connect(&uri, &self.config, self.session.framework_info());
-            let connected = match until_shutdown(&mut self.shutdown, subscribing).await {
-                None => return Ok(ExitReason::Shutdown),
-                Some(connected) => connected,
+            let Ok(connected) = until_stopped(&mut self.stop, subscribing).await else {
+                return Ok(ExitReason::Shutdown);
             };
             let last = match connected {
                 Ok((client, stream)) => match self.serve(&uri, client, stream).await {
@@ -226,10 +245,7 @@ impl<S: Scheduler> Driver<S> {
             }
             let delay = self.config.backoff.delay(failures - 1, self.rng.random::<f64>());
             debug!(?delay, attempt = failures, "reconnecting after a delay");
-            if until_shutdown(&mut self.shutdown, tokio::time::sleep(delay))
-                .await
-                .is_none()
-            {
+            if until_stopped(&mut self.stop, tokio::time::sleep(delay)).await.is_err() {
                 return Ok(ExitReason::Shutdown);
             }
         }
@@ -249,9 +265,22 @@ impl<S: Scheduler> Driver<S> {
             } else {
                 Some(self.config.subscribe_timeout)
             };
-            let next = match until_shutdown(&mut self.shutdown, within(silence, stream.message())).await {
-                None => return Served::Done(Ok(ExitReason::Shutdown)),
-                Some(next) => next,
+            let next = match until_stopped(&mut self.stop, within(silence, stream.message())).await {
+                Err(Stop::Teardown) if self.session.is_subscribed() => {
+                    let teardown = self.session.framework_id().map(|id| FrameworkCall {
+                        framework_id: id.clone(),
+                        call: Call::Teardown,
+                    });
+                    if let Err(why) =
+                        send_all(&mut client, teardown.into_iter().collect(), self.config.call_timeout).await
+                    {
+                        warn!("TEARDOWN not delivered: {why}");
+                        return Served::Done(Ok(ExitReason::Shutdown));
+                    }
+                    return Served::Done(Ok(ExitReason::TornDown));
+                }
+                Err(_) => return Served::Done(Ok(ExitReason::Shutdown)),
+                Ok(next) => next,
             };
             let wire = match next {
                 None => {
@@ -293,7 +322,7 @@ impl<S: Scheduler> Driver<S> {
                     info!(master = %uri, master_id = %info.master_id, heartbeat = ?info.heartbeat_interval, "subscribed");
                 }
             }
-            let sent = self.send_all(&mut client, calls).await;
+            let sent = send_all(&mut client, calls, self.config.call_timeout).await;
             if let Some(message) = self.session.fatal_error() {
                 return Served::Done(Err(DriverError::Fatal(message.to_owned())));
             }
@@ -307,34 +336,6 @@ impl<S: Scheduler> Driver<S> {
                 return Served::Lost { subscribed, why };
             }
         }
-    }
-
-    /// Sends `calls` in order. Stops at the first failure that means the
-    /// subscription is gone (transport failure, unknown framework) and
-    /// reports it; calls the master merely rejects are logged and skipped.
-    async fn send_all(&self, client: &mut SchedulerClient<Channel>, calls: Vec<FrameworkCall>) -> Result<(), String> {
-        let total = calls.len();
-        for (i, call) in calls.into_iter().enumerate() {
-            let name = call.call.name();
-            let result = tokio::time::timeout(self.config.call_timeout, send(client, WireCall::from(call)))
-                .await
-                .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("call timed out")));
-            match result {
-                Ok(()) => debug!(call = name, "sent"),
-                Err(status) if is_transient(status.code()) || is_unsubscribed(status.code()) => {
-                    return Err(format!(
-                        "{name} failed ({:?}): {}; {} queued call(s) dropped",
-                        status.code(),
-                        status.message(),
-                        total - i - 1
-                    ));
-                }
-                Err(status) => {
-                    warn!(call = name, code = ?status.code(), "the master rejected a call: {}", status.message());
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -394,6 +395,38 @@ async fn connect(
     }
 }
 
+/// Sends `calls` in order. Stops at the first failure that means the
+/// subscription is gone (transport failure, unknown framework) and
+/// reports it; calls the master merely rejects are logged and skipped.
+async fn send_all(
+    client: &mut SchedulerClient<Channel>,
+    calls: Vec<FrameworkCall>,
+    call_timeout: Duration,
+) -> Result<(), String> {
+    let total = calls.len();
+    for (i, call) in calls.into_iter().enumerate() {
+        let name = call.call.name();
+        let result = tokio::time::timeout(call_timeout, send(client, WireCall::from(call)))
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("call timed out")));
+        match result {
+            Ok(()) => debug!(call = name, "sent"),
+            Err(status) if is_transient(status.code()) || is_unsubscribed(status.code()) => {
+                return Err(format!(
+                    "{name} failed ({:?}): {}; {} queued call(s) dropped",
+                    status.code(),
+                    status.message(),
+                    total - i - 1
+                ));
+            }
+            Err(status) => {
+                warn!(call = name, code = ?status.code(), "the master rejected a call: {}", status.message());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Codes that say the master or the path to it failed, not the request.
 const fn is_transient(code: Code) -> bool {
     matches!(
@@ -428,13 +461,14 @@ async fn send(client: &mut SchedulerClient<Channel>, call: WireCall) -> Result<(
     }
 }
 
-/// Runs `fut` unless a shutdown is asked for first (`None` then).
-async fn until_shutdown<F: Future>(shutdown: &mut watch::Receiver<bool>, fut: F) -> Option<F::Output> {
+/// Runs `fut` unless a [`DriverHandle`] asks to stop first (`Err` then,
+/// with what it asked for).
+async fn until_stopped<F: Future>(stop: &mut watch::Receiver<Stop>, fut: F) -> Result<F::Output, Stop> {
     tokio::select! {
         biased;
         // The sender lives in the driver, so `wait_for` only ends on `true`.
-        _ = shutdown.wait_for(|stop| *stop) => None,
-        out = fut => Some(out),
+        asked = stop.wait_for(|stop| *stop != Stop::Run) => Err(asked.map_or(Stop::Shutdown, |s| *s)),
+        out = fut => Ok(out),
     }
 }
 

@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(names(&out), ["ACKNOWLEDGE"]);
         s.handle(Timestamp::ZERO, update(&id("job-0"), TaskState::Finished, 2));
         let out = s.handle(Timestamp::ZERO, update(&id("job-1"), TaskState::Failed, 3));
-        assert_eq!(names(&out), ["TEARDOWN", "ACKNOWLEDGE"]);
+        assert_eq!(names(&out), ["ACKNOWLEDGE", "TEARDOWN"]);
         assert!(s.exit_requested());
         let b = s.scheduler();
         assert!(b.is_complete());
@@ -321,7 +321,7 @@ mod tests {
     fn empty_batch_tears_down_at_once_and_resubscription_reconciles_launched_tasks() {
         let mut s = batch(0);
         let out = s.handle(Timestamp::ZERO, subscribed());
-        assert_eq!(names(&out), ["TEARDOWN", "RECONCILE"]);
+        assert_eq!(names(&out), ["RECONCILE", "TEARDOWN"]);
         assert!(s.exit_requested());
 
         let mut s = batch(2);

@@ -1,0 +1,441 @@
+//! The one task that owns the [`Master`], and the handle the services use to
+//! talk to it.
+//!
+//! The loop waits for the first of: a command from a service, a framework
+//! stream that was dropped, or the core's next timer. Each input goes to
+//! [`Master::handle`] with the wall-clock time, then every output is routed
+//! to its connection's channel with `try_send`: the loop never waits on a
+//! client. A framework or agent whose channel is full (it stopped reading)
+//! or closed (it went away) is treated as disconnected, and the core is told.
+//!
+//! Ordering: commands travel on one bounded FIFO channel, so an agent's
+//! messages reach the core in the order it sent them, after its attachment
+//! and before its disconnection. Framework streams report their end from a
+//! `Drop`, which cannot wait, over a separate unbounded channel; that report
+//! can overtake the subscription it belongs to, and then the first output
+//! routed to the missing stream tells the core the framework is gone.
+
+use super::cluster_events::ClusterEvents;
+use super::metrics::Metrics;
+use crate::{ClusterState, ConnectionId, Input, Master, MasterError, Output};
+use agora_proto::{AgentMessage, Event, FrameworkCall, FrameworkInfo, MasterMessage, Timestamp, pb};
+use std::collections::{HashMap, VecDeque};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Events buffered per framework stream before the framework counts as not
+/// reading (and is disconnected).
+pub(crate) const FRAMEWORK_BUFFER: usize = 1024;
+/// Messages buffered per agent stream before the agent counts as not reading.
+pub(crate) const AGENT_BUFFER: usize = 1024;
+/// Commands waiting for the core loop; senders wait when it is full, which
+/// slows down agents and callers instead of growing memory.
+const COMMAND_BUFFER: usize = 1024;
+/// When the core asks to be woken at a time that a tick at that time did not
+/// move, wait at least this long so a core bug cannot spin the loop.
+const STALE_TIMER_BACKOFF: Duration = Duration::from_millis(1);
+
+/// The core loop stopped (the server is shutting down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the master is shutting down")]
+pub(crate) struct CoreGone;
+
+type Reply<T> = oneshot::Sender<T>;
+
+/// What the services ask of the core loop.
+#[derive(Debug)]
+enum Command {
+    /// Feed an input; reply with the core's verdict when asked to.
+    Input {
+        input: Input,
+        reply: Option<Reply<Result<(), MasterError>>>,
+    },
+    /// A framework opened an event stream: register its channel and subscribe.
+    Subscribe {
+        conn: ConnectionId,
+        info: FrameworkInfo,
+        events: mpsc::Sender<Event>,
+        reply: Reply<Result<(), MasterError>>,
+    },
+    /// An agent opened a stream: register its outbound channel.
+    AttachAgent {
+        conn: ConnectionId,
+        messages: mpsc::Sender<MasterMessage>,
+    },
+    /// An agent sent something malformed: tell it why and close its stream.
+    RejectAgent { conn: ConnectionId, reason: String },
+    /// A snapshot of the cluster.
+    State(Reply<ClusterState>),
+    /// Bring the metrics up to date before they are rendered.
+    RefreshMetrics(Reply<()>),
+    /// A receiver of cluster events.
+    Watch(Reply<broadcast::Receiver<pb::ClusterEvent>>),
+    /// Stop, dropping every stream's channel.
+    Shutdown,
+}
+
+/// How services reach the core loop. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct CoreHandle {
+    commands: mpsc::Sender<Command>,
+    dropped_streams: mpsc::UnboundedSender<ConnectionId>,
+    next_conn: Arc<AtomicU64>,
+}
+
+/// Creates the core loop around `master` and the handle to reach it. The loop
+/// does nothing until [`CoreLoop::run`] is spawned.
+pub(crate) fn new(master: Master, metrics: Metrics) -> (CoreHandle, CoreLoop) {
+    let (commands_tx, commands) = mpsc::channel(COMMAND_BUFFER);
+    let (dropped_tx, dropped_streams) = mpsc::unbounded_channel();
+    let handle = CoreHandle {
+        commands: commands_tx,
+        dropped_streams: dropped_tx,
+        next_conn: Arc::new(AtomicU64::new(1)),
+    };
+    let core = CoreLoop {
+        master,
+        clock: WallClock::default(),
+        commands,
+        dropped_streams,
+        frameworks: HashMap::new(),
+        agents: HashMap::new(),
+        follow_ups: VecDeque::new(),
+        last_tick: None,
+        events: ClusterEvents::new(),
+        metrics,
+    };
+    (handle, core)
+}
+
+impl CoreHandle {
+    /// A fresh connection id; framework and agent streams share the numbering.
+    pub(crate) fn next_conn(&self) -> ConnectionId {
+        ConnectionId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn send(&self, command: Command) -> Result<(), CoreGone> {
+        self.commands.send(command).await.map_err(|_| CoreGone)
+    }
+
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, CoreGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(command(reply)).await?;
+        answer.await.map_err(|_| CoreGone)
+    }
+
+    /// Feeds a framework's call; the inner result is the core's verdict.
+    pub(crate) async fn call(&self, call: FrameworkCall) -> Result<Result<(), MasterError>, CoreGone> {
+        self.ask(|reply| Command::Input {
+            input: Input::Call(call),
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Registers a framework's event channel and subscribes it on `conn`.
+    pub(crate) async fn subscribe(
+        &self,
+        conn: ConnectionId,
+        info: FrameworkInfo,
+        events: mpsc::Sender<Event>,
+    ) -> Result<Result<(), MasterError>, CoreGone> {
+        self.ask(|reply| Command::Subscribe {
+            conn,
+            info,
+            events,
+            reply,
+        })
+        .await
+    }
+
+    /// A guard that tells the core, when dropped, that the framework stream
+    /// on `conn` is gone.
+    pub(crate) fn stream_guard(&self, conn: ConnectionId) -> StreamGuard {
+        StreamGuard {
+            conn,
+            dropped_streams: self.dropped_streams.clone(),
+        }
+    }
+
+    /// Registers an agent stream's outbound channel.
+    pub(crate) async fn attach_agent(
+        &self,
+        conn: ConnectionId,
+        messages: mpsc::Sender<MasterMessage>,
+    ) -> Result<(), CoreGone> {
+        self.send(Command::AttachAgent { conn, messages }).await
+    }
+
+    /// Feeds a message from an agent (no reply: the core never refuses one).
+    pub(crate) async fn agent_message(&self, conn: ConnectionId, message: AgentMessage) -> Result<(), CoreGone> {
+        self.send(Command::Input {
+            input: Input::Agent { conn, message },
+            reply: None,
+        })
+        .await
+    }
+
+    /// The agent's stream ended.
+    pub(crate) async fn agent_disconnected(&self, conn: ConnectionId) -> Result<(), CoreGone> {
+        self.send(Command::Input {
+            input: Input::AgentDisconnected { conn },
+            reply: None,
+        })
+        .await
+    }
+
+    /// Sends the agent an error and closes its stream, which also counts as
+    /// its disconnection.
+    pub(crate) async fn reject_agent(&self, conn: ConnectionId, reason: String) -> Result<(), CoreGone> {
+        self.send(Command::RejectAgent { conn, reason }).await
+    }
+
+    /// A snapshot of the cluster.
+    pub(crate) async fn state(&self) -> Result<ClusterState, CoreGone> {
+        self.ask(Command::State).await
+    }
+
+    /// Brings the Prometheus metrics up to date.
+    pub(crate) async fn refresh_metrics(&self) -> Result<(), CoreGone> {
+        self.ask(Command::RefreshMetrics).await
+    }
+
+    /// A receiver of every cluster event from now on.
+    pub(crate) async fn watch(&self) -> Result<broadcast::Receiver<pb::ClusterEvent>, CoreGone> {
+        self.ask(Command::Watch).await
+    }
+
+    /// Whether the core loop still runs.
+    pub(crate) fn is_running(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
+    /// Asks the core loop to stop; returns at once if it already has.
+    pub(crate) async fn shutdown(&self) {
+        let _ = self.send(Command::Shutdown).await;
+    }
+}
+
+/// Tells the core loop, when dropped, that a framework's event stream is gone
+/// (tonic drops the response stream when the client goes away).
+#[derive(Debug)]
+pub(crate) struct StreamGuard {
+    conn: ConnectionId,
+    dropped_streams: mpsc::UnboundedSender<ConnectionId>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        // Fails only when the core loop has stopped, and then nobody cares.
+        let _ = self.dropped_streams.send(self.conn);
+    }
+}
+
+/// Wall-clock time as the core sees it: microseconds since the Unix epoch,
+/// never going backwards even if the system clock does.
+#[derive(Debug, Default)]
+struct WallClock {
+    last: Timestamp,
+}
+
+impl WallClock {
+    fn now(&mut self) -> Timestamp {
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        self.last = self.last.max(Timestamp::from_micros(micros));
+        self.last
+    }
+}
+
+/// The task that owns the master core. See the module documentation.
+#[derive(Debug)]
+pub(crate) struct CoreLoop {
+    master: Master,
+    clock: WallClock,
+    commands: mpsc::Receiver<Command>,
+    dropped_streams: mpsc::UnboundedReceiver<ConnectionId>,
+    /// Event channels of open framework streams.
+    frameworks: HashMap<ConnectionId, mpsc::Sender<Event>>,
+    /// Outbound channels of open agent streams.
+    agents: HashMap<ConnectionId, mpsc::Sender<MasterMessage>>,
+    /// Disconnections discovered while routing outputs, fed after the input
+    /// that caused them.
+    follow_ups: VecDeque<Input>,
+    /// The time of the last tick, to notice a timer the tick did not clear.
+    last_tick: Option<Timestamp>,
+    events: ClusterEvents,
+    metrics: Metrics,
+}
+
+impl CoreLoop {
+    /// Runs until asked to stop or until every handle is gone. Dropping the
+    /// loop drops every stream's channel, which ends the streams.
+    pub(crate) async fn run(mut self) {
+        loop {
+            let wait = self.master.poll_timeout().map(|at| {
+                let wait = at.saturating_duration_since(self.clock.now());
+                if self.last_tick.is_some_and(|tick| at <= tick) {
+                    wait.max(STALE_TIMER_BACKOFF)
+                } else {
+                    wait
+                }
+            });
+            let flow = tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => ControlFlow::Break(()),
+                },
+                Some(conn) = self.dropped_streams.recv() => {
+                    self.frameworks.remove(&conn);
+                    let _ = self.feed(Input::FrameworkDisconnected { conn });
+                    ControlFlow::Continue(())
+                }
+                () = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
+                    let _ = self.feed(Input::Tick);
+                    ControlFlow::Continue(())
+                }
+            };
+            if flow.is_break() {
+                break;
+            }
+        }
+        tracing::info!(
+            frameworks = self.frameworks.len(),
+            agents = self.agents.len(),
+            "core loop stopped; closing streams"
+        );
+    }
+
+    fn command(&mut self, command: Command) -> ControlFlow<()> {
+        match command {
+            Command::Input { input, reply } => {
+                let result = self.feed(input);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            Command::Subscribe {
+                conn,
+                info,
+                events,
+                reply,
+            } => {
+                self.frameworks.insert(conn, events);
+                let result = self.feed(Input::Subscribe { conn, info });
+                if result.is_err() {
+                    self.frameworks.remove(&conn);
+                }
+                let _ = reply.send(result);
+            }
+            Command::AttachAgent { conn, messages } => {
+                self.agents.insert(conn, messages);
+            }
+            Command::RejectAgent { conn, reason } => {
+                if let Some(messages) = self.agents.remove(&conn) {
+                    let _ = messages.try_send(MasterMessage::Error(reason));
+                }
+                let _ = self.feed(Input::AgentDisconnected { conn });
+            }
+            Command::State(reply) => {
+                let _ = reply.send(self.master.state());
+            }
+            Command::RefreshMetrics(reply) => {
+                self.metrics.refresh(&self.master);
+                let _ = reply.send(());
+            }
+            Command::Watch(reply) => {
+                let _ = reply.send(self.events.subscribe());
+            }
+            Command::Shutdown => return ControlFlow::Break(()),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Feeds `input` and whatever disconnections routing its outputs reveals;
+    /// returns the verdict on `input` itself.
+    fn feed(&mut self, input: Input) -> Result<(), MasterError> {
+        let result = self.handle(input);
+        while let Some(follow_up) = self.follow_ups.pop_front() {
+            // Disconnections are never refused.
+            let _ = self.handle(follow_up);
+        }
+        result
+    }
+
+    fn handle(&mut self, input: Input) -> Result<(), MasterError> {
+        let now = self.clock.now();
+        if matches!(input, Input::Tick) {
+            self.last_tick = Some(now);
+        }
+        self.events.before(&input, self.master.stats());
+        let cycles = self.master.stats().allocation_cycles;
+        let started = Instant::now();
+        let result = self.master.handle(now, input);
+        if self.master.stats().allocation_cycles > cycles {
+            self.metrics.allocation_cycle(started.elapsed());
+        }
+        while let Some(output) = self.master.poll_output() {
+            self.events.output(&output);
+            self.route(output);
+        }
+        self.events.after(&self.master);
+        result
+    }
+
+    fn route(&mut self, output: Output) {
+        match output {
+            Output::ToFramework { conn, event } => {
+                if let Event::Subscribed { framework_id, .. } = &event {
+                    tracing::info!(%conn, %framework_id, "framework subscribed");
+                }
+                let delivered = match self.frameworks.get(&conn) {
+                    Some(events) => deliver(events, event, conn, "framework"),
+                    None => false,
+                };
+                if !delivered {
+                    self.frameworks.remove(&conn);
+                    self.follow_ups.push_back(Input::FrameworkDisconnected { conn });
+                }
+            }
+            Output::CloseFramework { conn } => {
+                tracing::debug!(%conn, "closing framework stream");
+                self.frameworks.remove(&conn);
+            }
+            Output::ToAgent { conn, message } => {
+                if let MasterMessage::Registered { agent_id, .. } = &message {
+                    tracing::info!(%conn, %agent_id, "agent registered");
+                }
+                let delivered = match self.agents.get(&conn) {
+                    Some(messages) => deliver(messages, message, conn, "agent"),
+                    None => false,
+                };
+                if !delivered {
+                    self.agents.remove(&conn);
+                    self.follow_ups.push_back(Input::AgentDisconnected { conn });
+                }
+            }
+            Output::CloseAgent { conn } => {
+                tracing::debug!(%conn, "closing agent stream");
+                self.agents.remove(&conn);
+            }
+        }
+    }
+}
+
+/// Queues `item` without waiting; `false` when the peer is gone or not
+/// reading, which the caller treats as a disconnection.
+fn deliver<T>(channel: &mpsc::Sender<T>, item: T, conn: ConnectionId, peer: &str) -> bool {
+    match channel.try_send(item) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            tracing::warn!(%conn, peer, "peer is not reading its stream; disconnecting it");
+            false
+        }
+        Err(TrySendError::Closed(_)) => false,
+    }
+}

@@ -1,0 +1,93 @@
+//! The one place where errors become gRPC statuses.
+
+use super::core_loop::CoreGone;
+use crate::MasterError;
+use agora_proto::ProtoError;
+use tonic::Status;
+
+/// Why a service refused a request.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ServiceError {
+    /// The request did not validate; the message names the field.
+    #[error(transparent)]
+    Invalid(#[from] ProtoError),
+    /// The master core refused it.
+    #[error(transparent)]
+    Refused(#[from] MasterError),
+    /// The server is shutting down.
+    #[error(transparent)]
+    Unavailable(#[from] CoreGone),
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Self {
+        let message = error.to_string();
+        match error {
+            ServiceError::Invalid(_) => Self::invalid_argument(message),
+            ServiceError::Refused(refusal) => match refusal {
+                MasterError::UnknownFramework(_) | MasterError::UnknownAgent(_) => Self::not_found(message),
+                MasterError::FrameworkNotSubscribed(_)
+                | MasterError::FrameworkRemoved(_)
+                | MasterError::ConnectionInUse(_) => Self::failed_precondition(message),
+                MasterError::UnknownRole { .. } | MasterError::InvalidUpdate { .. } => Self::invalid_argument(message),
+            },
+            ServiceError::Unavailable(_) => Self::unavailable(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_proto::{AgentId, FrameworkId};
+    use tonic::Code;
+
+    fn code(error: impl Into<ServiceError>) -> (Code, String) {
+        let status = Status::from(error.into());
+        (status.code(), status.message().to_owned())
+    }
+
+    #[test]
+    fn errors_map_to_the_documented_codes() {
+        let f = FrameworkId::new("f1").expect("valid id");
+        let a = AgentId::new("a1").expect("valid id");
+        let cases: Vec<(ServiceError, Code)> = vec![
+            (ProtoError::missing("framework_id").into(), Code::InvalidArgument),
+            (MasterError::UnknownFramework(f.clone()).into(), Code::NotFound),
+            (MasterError::UnknownAgent(a).into(), Code::NotFound),
+            (MasterError::FrameworkNotSubscribed(f.clone()).into(), Code::FailedPrecondition),
+            (MasterError::FrameworkRemoved(f.clone()).into(), Code::FailedPrecondition),
+            (MasterError::ConnectionInUse(f.clone()).into(), Code::FailedPrecondition),
+            (
+                MasterError::UnknownRole {
+                    framework_id: f.clone(),
+                    role: "r".into(),
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (
+                MasterError::InvalidUpdate {
+                    framework_id: f,
+                    reason: "no".into(),
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (CoreGone.into(), Code::Unavailable),
+        ];
+        for (error, expected) in cases {
+            let description = error.to_string();
+            let (actual, message) = code(error);
+            assert_eq!(actual, expected, "{description}");
+            assert_eq!(message, description);
+        }
+    }
+
+    #[test]
+    fn invalid_argument_names_the_field() {
+        let (code, message) = code(ProtoError::missing("framework_info").within("subscribe"));
+        assert_eq!(code, Code::InvalidArgument);
+        assert!(message.contains("subscribe.framework_info"), "{message}");
+    }
+}
