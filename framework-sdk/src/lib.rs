@@ -76,7 +76,7 @@
 //!
 //! With the driver, the same scheduler runs against a master:
 //!
-//! ```no_run
+//! ```
 //! # #[cfg(feature = "driver")]
 //! # async fn run(scheduler: impl agora_sdk::Scheduler) -> Result<(), agora_sdk::driver::DriverError> {
 //! use agora_sdk::driver::{Driver, DriverConfig};

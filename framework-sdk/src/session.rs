@@ -29,7 +29,13 @@ pub enum AckMode {
 pub const DEFAULT_MISSED_HEARTBEATS: u32 = 5;
 
 /// The state of one framework's conversation with the master, across
-/// connections. See the [module documentation](self).
+/// connections.
+///
+/// Both the async driver and a discrete-event simulator feed a session the
+/// events they receive, with the current time, and send the calls it returns,
+/// in order. The session holds what must outlive one connection: the
+/// framework id to re-subscribe with, whether the scheduler asked to stop,
+/// and whether the master reported a fatal error.
 #[derive(Debug)]
 pub struct Session<S> {
     scheduler: S,

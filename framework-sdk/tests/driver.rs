@@ -417,6 +417,18 @@ async fn heartbeat_watchdog_reconnects_a_silent_master() {
 }
 
 #[tokio::test]
+async fn handle_teardown_sends_teardown_and_stops() {
+    let mut master = Master::start().await;
+    let (run, handle, mut events) = probe(config(&[&master.address]), false);
+    master.accept_subscription(15.0).await;
+    next_event(&mut events).await;
+    handle.teardown();
+    assert!(matches!(master.next_call().await, Received::Teardown(t) if t.framework_id.is_some()));
+    let (result, _) = within(run).await.expect("join");
+    assert_eq!(result.expect("clean stop"), ExitReason::TornDown);
+}
+
+#[tokio::test]
 async fn error_event_is_fatal() {
     let mut master = Master::start().await;
     let (run, _handle, mut events) = probe(config(&[&master.address]), false);
@@ -530,6 +542,12 @@ async fn invalid_addresses_are_rejected_up_front() {
         )
     };
     assert!(matches!(make(&[]), Err(DriverError::NoMasters)));
+    // Trait objects drive too.
+    let boxed: Box<dyn Scheduler> = Box::new(Probe {
+        events: tx.clone(),
+        teardown_on_offers: false,
+    });
+    assert!(Driver::new(config(&["127.0.0.1:1"]), boxed).is_ok());
     assert!(matches!(
         make(&["https://m:5050"]),
         Err(DriverError::InvalidAddress { .. })

@@ -54,7 +54,10 @@ fn setup(agents: usize, frameworks: usize) -> Setup {
         allocator.add_agent(&agent_id, &total, &[used]);
         list.push((agent_id, total.clone(), used_spec.clone()));
     }
-    Setup { allocator, agents: list }
+    Setup {
+        allocator,
+        agents: list,
+    }
 }
 
 fn bare_pass(agents: &[(AgentId, Resources, Resources)]) -> Duration {
@@ -74,7 +77,10 @@ fn main() {
     println!("| agents | frameworks | first cycle | decline cycle (median) | bare pass (median) | ratio |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for (agents, frameworks) in grid {
-        let Setup { mut allocator, agents: list } = setup(agents, frameworks);
+        let Setup {
+            mut allocator,
+            agents: list,
+        } = setup(agents, frameworks);
         let mut rng = StdRng::seed_from_u64(1);
         let mut now = Timestamp::from_secs(1);
         let refuse = Some(Duration::from_secs(365 * 24 * 3600));

@@ -164,7 +164,12 @@ impl Master {
             AgentStatus::Disconnected => [None, Some(a.deadline)],
             AgentStatus::Unreachable => [None, None],
         });
-        [allocation, filters].into_iter().chain(frameworks).chain(agents).flatten().min()
+        [allocation, filters]
+            .into_iter()
+            .chain(frameworks)
+            .chain(agents)
+            .flatten()
+            .min()
     }
 
     fn next_id(&mut self, kind: &str) -> String {
@@ -292,7 +297,11 @@ impl Master {
     }
 
     fn check_roles(&self, framework_id: &FrameworkId, roles: &[String]) -> Result<(), MasterError> {
-        let held = self.frameworks.get(framework_id).map(|f| f.info.roles.as_slice()).unwrap_or_default();
+        let held = self
+            .frameworks
+            .get(framework_id)
+            .map(|f| f.info.roles.as_slice())
+            .unwrap_or_default();
         match roles.iter().find(|r| !held.contains(r)) {
             Some(role) => Err(MasterError::UnknownRole {
                 framework_id: framework_id.clone(),
@@ -309,7 +318,10 @@ impl Master {
         if info.user != framework.info.user && !info.user.is_empty() {
             return Err(MasterError::InvalidUpdate {
                 framework_id: framework_id.clone(),
-                reason: format!("the user cannot change (from {:?} to {:?})", framework.info.user, info.user),
+                reason: format!(
+                    "the user cannot change (from {:?} to {:?})",
+                    framework.info.user, info.user
+                ),
             });
         }
         info.id = Some(framework_id.clone());
@@ -516,8 +528,14 @@ impl Master {
         let Some(offer) = self.remove_offer(offer_id) else {
             return;
         };
-        self.allocator
-            .recover(now, &offer.framework_id, &offer.agent_id, &offer.role, &offer.resources, None);
+        self.allocator.recover(
+            now,
+            &offer.framework_id,
+            &offer.agent_id,
+            &offer.role,
+            &offer.resources,
+            None,
+        );
         self.stats.offers_rescinded += 1;
         if let Some(conn) = self.frameworks.get(&offer.framework_id).and_then(|f| f.conn) {
             self.push(Output::ToFramework {
@@ -542,7 +560,11 @@ impl Master {
     fn decline(&mut self, now: Timestamp, framework_id: &FrameworkId, offer_ids: &[OfferId], filters: Filters) {
         for offer_id in offer_ids {
             // Declining an offer that was rescinded meanwhile is a benign race.
-            if self.offers.get(offer_id).is_none_or(|o| &o.framework_id != framework_id) {
+            if self
+                .offers
+                .get(offer_id)
+                .is_none_or(|o| &o.framework_id != framework_id)
+            {
                 self.stats.declines_of_unknown_offers += 1;
                 continue;
             }
@@ -608,7 +630,10 @@ impl Master {
             // Offers of this framework that are still valid go back unfiltered;
             // other frameworks' offers are not touched.
             for offer_id in &offer_ids {
-                if self.offers.get(offer_id).is_some_and(|o| &o.framework_id == framework_id)
+                if self
+                    .offers
+                    .get(offer_id)
+                    .is_some_and(|o| &o.framework_id == framework_id)
                     && let Some(offer) = self.remove_offer(offer_id)
                 {
                     self.allocator
@@ -626,7 +651,8 @@ impl Master {
                     reason.clone(),
                 );
                 self.send_update(framework_id, status.clone());
-                self.completed_tasks.push_back(TaskRecord::ended(framework_id, task, status));
+                self.completed_tasks
+                    .push_back(TaskRecord::ended(framework_id, task, status));
             }
             self.request_allocation();
             return;
@@ -663,7 +689,8 @@ impl Master {
                         message,
                     );
                     self.send_update(framework_id, status.clone());
-                    self.completed_tasks.push_back(TaskRecord::ended(framework_id, task, status));
+                    self.completed_tasks
+                        .push_back(TaskRecord::ended(framework_id, task, status));
                     continue;
                 }
             };
@@ -684,7 +711,8 @@ impl Master {
                 );
                 *pool.entry(role).or_default() += &task.resources;
                 self.send_update(framework_id, status.clone());
-                self.completed_tasks.push_back(TaskRecord::ended(framework_id, task, status));
+                self.completed_tasks
+                    .push_back(TaskRecord::ended(framework_id, task, status));
                 continue;
             };
             self.stats.tasks_launched += 1;
@@ -830,7 +858,12 @@ impl Master {
             .get(framework_id)
             .and_then(|f| f.tasks.get(&task_id))
             .is_some_and(|t| t.state.is_terminal() && t.last_status.as_ref().and_then(|s| s.uuid) == Some(uuid));
-        if acked_terminal && let Some(task) = self.frameworks.get_mut(framework_id).and_then(|f| f.tasks.remove(&task_id)) {
+        if acked_terminal
+            && let Some(task) = self
+                .frameworks
+                .get_mut(framework_id)
+                .and_then(|f| f.tasks.remove(&task_id))
+        {
             if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
                 agent.tasks.remove(&(framework_id.clone(), task_id));
             }
@@ -905,7 +938,9 @@ impl Master {
     fn agent_message(&mut self, now: Timestamp, conn: ConnectionId, message: AgentMessage) {
         let registered = self.agent_conns.get(&conn).cloned().flatten();
         match (message, registered) {
-            (AgentMessage::Register { info, agent_id, tasks }, _) => self.register_agent(now, conn, info, agent_id, tasks),
+            (AgentMessage::Register { info, agent_id, tasks }, _) => {
+                self.register_agent(now, conn, info, agent_id, tasks)
+            }
             (AgentMessage::StatusUpdate { framework_id, status }, Some(agent_id)) => {
                 self.touch_agent(now, &agent_id);
                 self.status_update(now, &agent_id, conn, framework_id, status);
@@ -961,7 +996,11 @@ impl Master {
         // Tasks the master had on the agent that the agent no longer runs.
         if let Some(previous) = &previous {
             for (framework_id, task_id) in previous.tasks.difference(&reported_ids) {
-                let Some(task) = self.frameworks.get_mut(framework_id).and_then(|f| f.tasks.get_mut(task_id)) else {
+                let Some(task) = self
+                    .frameworks
+                    .get_mut(framework_id)
+                    .and_then(|f| f.tasks.get_mut(task_id))
+                else {
                     continue;
                 };
                 if task.state.is_terminal() {
@@ -1117,10 +1156,15 @@ impl Master {
         let newly_terminal = status.state.is_terminal() && !task.resources_recovered;
         task.state = status.state;
         task.last_status = Some(status.clone());
-        let (role, resources, task_agent) = (task.role.clone(), task.info.resources.clone(), task.info.agent_id.clone());
+        let (role, resources, task_agent) = (
+            task.role.clone(),
+            task.info.resources.clone(),
+            task.info.agent_id.clone(),
+        );
         if newly_terminal {
             task.resources_recovered = true;
-            self.allocator.recover(now, &framework_id, &task_agent, &role, &resources, None);
+            self.allocator
+                .recover(now, &framework_id, &task_agent, &role, &resources, None);
             self.stats.record_terminal(status.state);
             self.request_allocation();
         }
@@ -1131,7 +1175,11 @@ impl Master {
     }
 
     fn remove_task(&mut self, framework_id: &FrameworkId, task_id: &TaskId) {
-        let Some(task) = self.frameworks.get_mut(framework_id).and_then(|f| f.tasks.remove(task_id)) else {
+        let Some(task) = self
+            .frameworks
+            .get_mut(framework_id)
+            .and_then(|f| f.tasks.remove(task_id))
+        else {
             return;
         };
         if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
@@ -1186,7 +1234,11 @@ impl Master {
         self.stats.agents_unreachable += 1;
         let mut frameworks = BTreeSet::new();
         for (framework_id, task_id) in tasks {
-            let Some(task) = self.frameworks.get_mut(&framework_id).and_then(|f| f.tasks.get_mut(&task_id)) else {
+            let Some(task) = self
+                .frameworks
+                .get_mut(&framework_id)
+                .and_then(|f| f.tasks.get_mut(&task_id))
+            else {
                 continue;
             };
             frameworks.insert(framework_id.clone());
@@ -1320,7 +1372,9 @@ impl Master {
                 }
             }
             if range_lengths != expected.ranges().map(|(_, r)| r.len()).sum::<u64>() {
-                return Err(format!("agent {agent_id}: two offers or tasks hold the same range values"));
+                return Err(format!(
+                    "agent {agent_id}: two offers or tasks hold the same range values"
+                ));
             }
             let allocated = self.allocator.agent_allocated(agent_id);
             if allocated != expected {
@@ -1346,7 +1400,11 @@ impl Master {
             for offer_id in &framework.offers {
                 match self.offers.get(offer_id) {
                     Some(o) if &o.framework_id == framework_id => {}
-                    _ => return Err(format!("framework {framework_id} lists offer {offer_id} it does not own")),
+                    _ => {
+                        return Err(format!(
+                            "framework {framework_id} lists offer {offer_id} it does not own"
+                        ));
+                    }
                 }
             }
         }

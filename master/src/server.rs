@@ -128,7 +128,10 @@ pub async fn bind(config: ServerConfig) -> Result<MasterServer, ServerError> {
 
 /// Binds and runs until `shutdown` completes: the one call the `agora`
 /// binary needs.
-pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     bind(config).await?.run(shutdown).await
 }
 
@@ -137,15 +140,18 @@ pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()> + Se
 /// routes; unknown paths get gRPC UNIMPLEMENTED or HTTP 404 depending on the
 /// request's content type.
 fn router(core: &CoreHandle, prometheus: metrics_exporter_prometheus::PrometheusHandle) -> axum::Router {
-    let grpc = Routes::new(pb::scheduler_server::SchedulerServer::new(scheduler::SchedulerService::new(
-        core.clone(),
-    )))
-    .add_service(pb::agent_link_server::AgentLinkServer::new(agent_link::AgentLinkService::new(
-        core.clone(),
-    )))
-    .add_service(pb::operator_server::OperatorServer::new(operator::OperatorService::new(core.clone())))
+    let grpc = Routes::new(pb::scheduler_server::SchedulerServer::new(
+        scheduler::SchedulerService::new(core.clone()),
+    ))
+    .add_service(pb::agent_link_server::AgentLinkServer::new(
+        agent_link::AgentLinkService::new(core.clone()),
+    ))
+    .add_service(pb::operator_server::OperatorServer::new(
+        operator::OperatorService::new(core.clone()),
+    ))
     .into_axum_router();
-    grpc.merge(http::router(core.clone(), prometheus)).fallback(http::fallback)
+    grpc.merge(http::router(core.clone(), prometheus))
+        .fallback(http::fallback)
 }
 
 impl MasterServer {
@@ -208,7 +214,9 @@ impl MasterServer {
         };
         match (core_result, core_was_running) {
             (Err(error), _) => Err(ServerError::CoreStopped(describe_join_error(error))),
-            (Ok(()), false) => Err(ServerError::CoreStopped("it returned without being asked to".to_owned())),
+            (Ok(()), false) => Err(ServerError::CoreStopped(
+                "it returned without being asked to".to_owned(),
+            )),
             (Ok(()), true) => serve_result.unwrap_or(Ok(())).map_err(ServerError::Serve),
         }
     }

@@ -142,6 +142,9 @@ pub struct Driver<S> {
     stop_tx: Arc<watch::Sender<Stop>>,
     stop: watch::Receiver<Stop>,
     rng: StdRng,
+    /// The framework id recorded on the tracing span, recorded once:
+    /// recording a field again makes some subscribers print it twice.
+    traced_id: Option<agora_proto::FrameworkId>,
 }
 
 impl<S: Scheduler> Driver<S> {
@@ -167,6 +170,7 @@ impl<S: Scheduler> Driver<S> {
             stop_tx: Arc::new(stop_tx),
             stop,
             rng,
+            traced_id: None,
         })
     }
 
@@ -201,7 +205,8 @@ impl<S: Scheduler> Driver<S> {
             name = %self.session.framework_info().name,
             framework_id = field::Empty,
         );
-        if let Some(id) = self.session.framework_id() {
+        self.traced_id = self.session.framework_id().cloned();
+        if let Some(id) = &self.traced_id {
             span.record("framework_id", field::display(id));
         }
         self.run_loop().instrument(span).await
@@ -318,7 +323,10 @@ impl<S: Scheduler> Driver<S> {
             if is_subscribed {
                 subscribed = true;
                 if let Some(info) = self.session.subscription() {
-                    tracing::Span::current().record("framework_id", field::display(&info.framework_id));
+                    if self.traced_id.as_ref() != Some(&info.framework_id) {
+                        tracing::Span::current().record("framework_id", field::display(&info.framework_id));
+                        self.traced_id = Some(info.framework_id.clone());
+                    }
                     info!(master = %uri, master_id = %info.master_id, heartbeat = ?info.heartbeat_interval, "subscribed");
                 }
             }
@@ -371,7 +379,7 @@ async fn connect(
     let channel = tokio::time::timeout(config.connect_timeout, endpoint.connect())
         .await
         .map_err(|_| Failure::Retry("connecting timed out".to_owned()))?
-        .map_err(|e| Failure::Retry(format!("cannot connect: {e}")))?;
+        .map_err(|e| Failure::Retry(format!("cannot connect: {}", with_sources(&e))))?;
     // Offers from a large cluster can exceed tonic's 4 MiB default.
     let mut client = SchedulerClient::new(channel).max_decoding_message_size(64 << 20);
     let request = pb::SubscribeRequest {
@@ -478,6 +486,19 @@ async fn within<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output>
         Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
         None => Some(fut.await),
     }
+}
+
+/// `error: its source: its source's source…`; tonic's transport errors say
+/// little at the top level ("transport error").
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Wall-clock time since the Unix epoch, as the scheduler API uses.

@@ -115,7 +115,12 @@ impl DrfAllocator {
     }
 
     fn weight(&self, role: &str) -> f64 {
-        self.config.weights.get(role).copied().filter(|w| *w > 0.0).unwrap_or(1.0)
+        self.config
+            .weights
+            .get(role)
+            .copied()
+            .filter(|w| *w > 0.0)
+            .unwrap_or(1.0)
     }
 
     fn charge(&mut self, framework_id: &FrameworkId, agent_id: &AgentId, role: &str, resources: &Resources) {
@@ -177,7 +182,14 @@ impl DrfAllocator {
         out
     }
 
-    fn filtered(&self, now: Timestamp, framework_id: &FrameworkId, agent_id: &AgentId, role: &str, offer: &Resources) -> bool {
+    fn filtered(
+        &self,
+        now: Timestamp,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        offer: &Resources,
+    ) -> bool {
         self.filters
             .get(&(framework_id.clone(), agent_id.clone(), role.to_owned()))
             .is_some_and(|f| f.until > now && f.resources.contains(offer))
@@ -235,7 +247,11 @@ impl Allocator for DrfAllocator {
             },
         );
         for role in roles {
-            self.roles.entry(role.clone()).or_default().frameworks.insert(framework_id.clone());
+            self.roles
+                .entry(role.clone())
+                .or_default()
+                .frameworks
+                .insert(framework_id.clone());
         }
         for u in used {
             self.charge(framework_id, &u.agent_id, &u.role, &u.resources);
@@ -272,7 +288,11 @@ impl Allocator for DrfAllocator {
             }
         }
         for role in roles {
-            self.roles.entry(role.clone()).or_default().frameworks.insert(framework_id.clone());
+            self.roles
+                .entry(role.clone())
+                .or_default()
+                .frameworks
+                .insert(framework_id.clone());
         }
     }
 
@@ -390,7 +410,10 @@ impl Allocator for DrfAllocator {
     }
 
     fn agent_allocated(&self, agent_id: &AgentId) -> Resources {
-        self.agents.get(agent_id).map(|a| a.allocated.clone()).unwrap_or_default()
+        self.agents
+            .get(agent_id)
+            .map(|a| a.allocated.clone())
+            .unwrap_or_default()
     }
 
     fn active_filters(&self, now: Timestamp) -> usize {

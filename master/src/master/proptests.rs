@@ -10,8 +10,17 @@ enum Step {
     Subscribe,
     Advance(u16),
     /// Framework `f` launches `n` tasks of `size` on its `o`-th offer.
-    Launch { f: u8, o: u8, n: u8, size: u8 },
-    Decline { f: u8, o: u8, refuse: u8 },
+    Launch {
+        f: u8,
+        o: u8,
+        n: u8,
+        size: u8,
+    },
+    Decline {
+        f: u8,
+        o: u8,
+        refuse: u8,
+    },
     /// The agent of task `t` finishes it.
     Finish(u8),
     Kill(u8),
@@ -39,8 +48,17 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-const AGENT_SPECS: [&str; 3] = ["cpus:4;mem:4096;ports:[31000-31009]", "cpus:2;mem:1024", "cpus:8;mem:8192;disk:1000"];
-const TASK_SPECS: [&str; 4] = ["cpus:1;mem:128", "cpus:0.5;mem:64;ports:[31000-31001]", "cpus:3;mem:2048", "cpus:16;mem:1"];
+const AGENT_SPECS: [&str; 3] = [
+    "cpus:4;mem:4096;ports:[31000-31009]",
+    "cpus:2;mem:1024",
+    "cpus:8;mem:8192;disk:1000",
+];
+const TASK_SPECS: [&str; 4] = [
+    "cpus:1;mem:128",
+    "cpus:0.5;mem:64;ports:[31000-31001]",
+    "cpus:3;mem:2048",
+    "cpus:16;mem:1",
+];
 
 struct World {
     h: Harness,
@@ -106,14 +124,20 @@ impl World {
             }
             Step::Advance(ms) => self.h.advance(Duration::from_millis(u64::from(ms))),
             Step::Launch { f, o, n, size } => {
-                let Some((_, framework_id, true)) = Self::pick(&self.frameworks, f) else { return };
+                let Some((_, framework_id, true)) = Self::pick(&self.frameworks, f) else {
+                    return;
+                };
                 let Some(offer) = Self::pick(self.offers.get(&framework_id).map_or(&[][..], |v| v), o) else {
                     return;
                 };
                 let tasks: Vec<TaskInfo> = (0..n)
                     .map(|_| {
                         self.next_task += 1;
-                        task(&format!("t{}", self.next_task), &offer.agent_id, TASK_SPECS[usize::from(size)])
+                        task(
+                            &format!("t{}", self.next_task),
+                            &offer.agent_id,
+                            TASK_SPECS[usize::from(size)],
+                        )
                     })
                     .collect();
                 self.h
@@ -132,7 +156,9 @@ impl World {
                 self.tasks.extend(tasks.into_iter().map(|t| (framework_id.clone(), t)));
             }
             Step::Decline { f, o, refuse } => {
-                let Some((_, framework_id, true)) = Self::pick(&self.frameworks, f) else { return };
+                let Some((_, framework_id, true)) = Self::pick(&self.frameworks, f) else {
+                    return;
+                };
                 let Some(offer) = Self::pick(self.offers.get(&framework_id).map_or(&[][..], |v| v), o) else {
                     return;
                 };
@@ -150,23 +176,36 @@ impl World {
                 }
             }
             Step::Finish(t) | Step::Kill(t) => {
-                let Some((framework_id, info)) = Self::pick(&self.tasks, t) else { return };
+                let Some((framework_id, info)) = Self::pick(&self.tasks, t) else {
+                    return;
+                };
                 let Some((conn, _, _, true)) = self.agents.iter().find(|a| a.1 == info.agent_id).cloned() else {
                     return;
                 };
-                let state = if matches!(step, Step::Finish(_)) { TaskState::Finished } else { TaskState::Killed };
+                let state = if matches!(step, Step::Finish(_)) {
+                    TaskState::Finished
+                } else {
+                    TaskState::Killed
+                };
                 self.next_uuid += 1;
-                self.h.agent_update(conn, &framework_id, &info.task_id, state, self.next_uuid);
+                self.h
+                    .agent_update(conn, &framework_id, &info.task_id, state, self.next_uuid);
             }
             Step::DisconnectAgent(a) => {
-                let Some(i) = (!self.agents.is_empty()).then(|| usize::from(a) % self.agents.len()) else { return };
+                let Some(i) = (!self.agents.is_empty()).then(|| usize::from(a) % self.agents.len()) else {
+                    return;
+                };
                 if self.agents[i].3 {
-                    self.h.handle(Input::AgentDisconnected { conn: self.agents[i].0 }).expect("disconnect");
+                    self.h
+                        .handle(Input::AgentDisconnected { conn: self.agents[i].0 })
+                        .expect("disconnect");
                     self.agents[i].3 = false;
                 }
             }
             Step::ReregisterAgent(a) => {
-                let Some(i) = (!self.agents.is_empty()).then(|| usize::from(a) % self.agents.len()) else { return };
+                let Some(i) = (!self.agents.is_empty()).then(|| usize::from(a) % self.agents.len()) else {
+                    return;
+                };
                 let (_, agent_id, spec, _) = self.agents[i].clone();
                 // It still runs the tasks the master sent it that have not ended.
                 let running: Vec<RunningTask> = self
@@ -193,7 +232,11 @@ impl World {
                     return;
                 };
                 if self.frameworks[i].2 {
-                    self.h.handle(Input::FrameworkDisconnected { conn: self.frameworks[i].0 }).expect("disconnect");
+                    self.h
+                        .handle(Input::FrameworkDisconnected {
+                            conn: self.frameworks[i].0,
+                        })
+                        .expect("disconnect");
                     self.frameworks[i].2 = false;
                     self.offers.remove(&self.frameworks[i].1);
                 }

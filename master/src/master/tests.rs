@@ -271,8 +271,11 @@ fn launch_sends_the_task_to_its_agent_and_returns_the_unused_part() {
     h.advance(Duration::from_millis(100));
     let offer = h.offers(conn).remove(0);
     h.agent_messages(agent_conn);
-    h.call(&framework_id, launch(&offer, vec![task("t1", &agent_id, "cpus:1;mem:128")]))
-        .expect("accept");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t1", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
     let messages = h.agent_messages(agent_conn);
     assert!(matches!(&messages[..], [MasterMessage::RunTask { task, .. }] if task.task_id.as_str() == "t1"));
     // The unused part is filtered for 5 s, then offered again.
@@ -329,7 +332,8 @@ fn revive_clears_filters() {
 fn suppressed_framework_gets_no_offers_until_revived() {
     let mut h = Harness::new();
     let (conn, framework_id) = h.framework("f");
-    h.call(&framework_id, Call::Suppress { roles: vec![] }).expect("suppress");
+    h.call(&framework_id, Call::Suppress { roles: vec![] })
+        .expect("suppress");
     h.add_agent("cpus:4;mem:1024");
     h.advance(Duration::from_secs(10));
     assert!(h.offers(conn).is_empty());
@@ -345,15 +349,25 @@ fn stale_offer_drops_the_tasks_with_a_reason() {
     let (conn, framework_id) = h.framework("f");
     h.advance(Duration::from_millis(100));
     let offer = h.offers(conn).remove(0);
-    h.call(&framework_id, launch(&offer, vec![task("t1", &agent_id, "cpus:1;mem:128")]))
-        .expect("accept");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t1", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
     // The same offer again: it is gone now.
-    h.call(&framework_id, launch(&offer, vec![task("t2", &agent_id, "cpus:1;mem:128")]))
-        .expect("accept is queued, not refused");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t2", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept is queued, not refused");
     let updates = h.updates(conn);
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].task_id.as_str(), "t2");
-    assert_eq!(updates[0].state, TaskState::Lost, "not partition-aware: DROPPED shows as LOST");
+    assert_eq!(
+        updates[0].state,
+        TaskState::Lost,
+        "not partition-aware: DROPPED shows as LOST"
+    );
     assert_eq!(updates[0].reason, Some(TaskReason::InvalidOffers));
     assert!(updates[0].message.contains("no longer valid"), "{}", updates[0].message);
 }
@@ -372,8 +386,15 @@ fn offer_of_another_framework_is_refused_and_left_alone() {
         .expect("queued");
     let updates = h.updates(conn_b);
     assert_eq!(updates[0].state, TaskState::Dropped);
-    assert!(updates[0].message.contains("is not an offer to framework"), "{}", updates[0].message);
-    assert!(h.master.offers.contains_key(&offer.id), "a's offer must survive b's misuse");
+    assert!(
+        updates[0].message.contains("is not an offer to framework"),
+        "{}",
+        updates[0].message
+    );
+    assert!(
+        h.master.offers.contains_key(&offer.id),
+        "a's offer must survive b's misuse"
+    );
 }
 
 #[test]
@@ -414,7 +435,10 @@ fn task_larger_than_the_offer_is_a_task_error_and_leaks_nothing() {
         &framework_id,
         launch(
             &offer,
-            vec![task("big", &agent_id, "cpus:3;mem:128"), task("ok", &agent_id, "cpus:1;mem:128")],
+            vec![
+                task("big", &agent_id, "cpus:3;mem:128"),
+                task("ok", &agent_id, "cpus:1;mem:128"),
+            ],
         ),
     )
     .expect("queued");
@@ -436,7 +460,13 @@ fn duplicate_task_ids_are_task_errors() {
     let offer = h.offers(conn).remove(0);
     h.call(
         &framework_id,
-        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128"), task("t", &agent_id, "cpus:1;mem:128")]),
+        launch(
+            &offer,
+            vec![
+                task("t", &agent_id, "cpus:1;mem:128"),
+                task("t", &agent_id, "cpus:1;mem:128"),
+            ],
+        ),
     )
     .expect("queued");
     let updates = h.updates(conn);
@@ -453,8 +483,11 @@ fn task_for_another_agent_is_a_task_error() {
     h.advance(Duration::from_millis(100));
     let offer = h.offers(conn).remove(0);
     let elsewhere = AgentId::new("elsewhere").expect("valid");
-    h.call(&framework_id, launch(&offer, vec![task("t", &elsewhere, "cpus:1;mem:128")]))
-        .expect("queued");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &elsewhere, "cpus:1;mem:128")]),
+    )
+    .expect("queued");
     let updates = h.updates(conn);
     assert_eq!(updates[0].state, TaskState::Error);
     assert!(updates[0].message.contains("does not match"), "{}", updates[0].message);
@@ -475,7 +508,12 @@ fn calls_from_unknown_or_unsubscribed_frameworks_are_refused() {
         Err(MasterError::FrameworkNotSubscribed(framework_id.clone()))
     );
     assert!(matches!(
-        h.call(&framework_id, Call::Suppress { roles: vec!["nope".into()] }),
+        h.call(
+            &framework_id,
+            Call::Suppress {
+                roles: vec!["nope".into()]
+            }
+        ),
         Err(MasterError::FrameworkNotSubscribed(_))
     ));
 }
@@ -485,7 +523,12 @@ fn revive_of_a_role_the_framework_does_not_hold_is_refused() {
     let mut h = Harness::new();
     let (_, framework_id) = h.framework("f");
     assert!(matches!(
-        h.call(&framework_id, Call::Revive { roles: vec!["other".into()] }),
+        h.call(
+            &framework_id,
+            Call::Revive {
+                roles: vec!["other".into()]
+            }
+        ),
         Err(MasterError::UnknownRole { .. })
     ));
 }
@@ -497,8 +540,11 @@ fn status_updates_are_forwarded_and_acknowledgements_reach_the_agent() {
     let (conn, framework_id) = h.framework("f");
     h.advance(Duration::from_millis(100));
     let offer = h.offers(conn).remove(0);
-    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
-        .expect("accept");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
     let task_id = TaskId::new("t").expect("valid");
     h.agent_update(agent_conn, &framework_id, &task_id, TaskState::Running, 1);
     h.agent_update(agent_conn, &framework_id, &task_id, TaskState::Finished, 2);
@@ -522,7 +568,10 @@ fn status_updates_are_forwarded_and_acknowledgements_reach_the_agent() {
         &h.agent_messages(agent_conn)[..],
         [MasterMessage::Acknowledge { uuid, .. }] if *uuid == StatusUuid::from_u128(2)
     ));
-    assert!(h.master.frameworks[&framework_id].tasks.is_empty(), "acknowledged terminal task is removed");
+    assert!(
+        h.master.frameworks[&framework_id].tasks.is_empty(),
+        "acknowledged terminal task is removed"
+    );
     assert_eq!(h.master.allocator.agent_allocated(&agent_id), Resources::new());
     assert_eq!(h.master.completed_tasks.len(), 1);
 }
@@ -552,8 +601,11 @@ fn kill_is_forwarded_and_an_unknown_task_is_reported() {
     let (conn, framework_id) = h.framework("f");
     h.advance(Duration::from_millis(100));
     let offer = h.offers(conn).remove(0);
-    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
-        .expect("accept");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
     h.agent_messages(agent_conn);
     h.call(
         &framework_id,
@@ -563,7 +615,10 @@ fn kill_is_forwarded_and_an_unknown_task_is_reported() {
         },
     )
     .expect("kill");
-    assert!(matches!(&h.agent_messages(agent_conn)[..], [MasterMessage::KillTask { .. }]));
+    assert!(matches!(
+        &h.agent_messages(agent_conn)[..],
+        [MasterMessage::KillTask { .. }]
+    ));
     h.call(
         &framework_id,
         Call::Kill {
@@ -587,13 +642,17 @@ fn implicit_and_explicit_reconciliation() {
     let (conn, framework_id) = h.subscribe(info);
     h.advance(Duration::from_millis(100));
     let offer = h.offers(conn).remove(0);
-    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
-        .expect("accept");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
     let t = TaskId::new("t").expect("valid");
     h.agent_update(agent_conn, &framework_id, &t, TaskState::Running, 1);
     h.updates(conn);
 
-    h.call(&framework_id, Call::Reconcile { tasks: vec![] }).expect("reconcile");
+    h.call(&framework_id, Call::Reconcile { tasks: vec![] })
+        .expect("reconcile");
     let updates = h.updates(conn);
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].state, TaskState::Running);
@@ -604,7 +663,11 @@ fn implicit_and_explicit_reconciliation() {
     h.call(
         &framework_id,
         Call::Reconcile {
-            tasks: vec![(t, Some(agent_id.clone())), (unknown.clone(), Some(agent_id)), (unknown, None)],
+            tasks: vec![
+                (t, Some(agent_id.clone())),
+                (unknown.clone(), Some(agent_id)),
+                (unknown, None),
+            ],
         },
     )
     .expect("reconcile");
@@ -620,22 +683,34 @@ fn disconnected_agent_offers_are_rescinded_then_it_becomes_unreachable() {
     h.advance(Duration::from_millis(100));
     let offers = h.offers(conn);
     let offer = offers[0].clone();
-    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
-        .expect("accept");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
     h.advance(Duration::from_secs(6));
     let reoffer = h.offers(conn).remove(0);
     h.take();
-    h.handle(Input::AgentDisconnected { conn: agent_conn }).expect("disconnect");
-    assert!(h.take().iter().any(
-        |o| matches!(o, Output::ToFramework { event: Event::Rescind(id), .. } if *id == reoffer.id)
-    ));
+    h.handle(Input::AgentDisconnected { conn: agent_conn })
+        .expect("disconnect");
+    assert!(
+        h.take()
+            .iter()
+            .any(|o| matches!(o, Output::ToFramework { event: Event::Rescind(id), .. } if *id == reoffer.id))
+    );
     h.advance(Duration::from_secs(76));
     let events = h.take();
     assert!(events.iter().any(|o| matches!(
         o,
         Output::ToFramework { event: Event::Update(s), .. } if s.state == TaskState::Lost
     )));
-    assert!(events.iter().any(|o| matches!(o, Output::ToFramework { event: Event::Failure { .. }, .. })));
+    assert!(events.iter().any(|o| matches!(
+        o,
+        Output::ToFramework {
+            event: Event::Failure { .. },
+            ..
+        }
+    )));
     assert_eq!(h.master.state().agents[0].status, AgentStatus::Unreachable);
 }
 
@@ -644,7 +719,11 @@ fn silent_agent_becomes_unreachable_after_missed_pings() {
     let mut h = Harness::new();
     let (agent_conn, _) = h.add_agent("cpus:4;mem:1024");
     h.advance(Duration::from_secs(60));
-    assert!(h.agent_messages(agent_conn).iter().any(|m| matches!(m, MasterMessage::Ping)));
+    assert!(
+        h.agent_messages(agent_conn)
+            .iter()
+            .any(|m| matches!(m, MasterMessage::Ping))
+    );
     assert_eq!(h.master.state().agents[0].status, AgentStatus::Active);
     h.advance(Duration::from_secs(20));
     assert_eq!(h.master.state().agents[0].status, AgentStatus::Unreachable);
@@ -674,7 +753,8 @@ fn agent_reregisters_with_its_tasks_and_their_resources_stay_allocated() {
     let offer = h.offers(conn).remove(0);
     let t = task("t", &agent_id, "cpus:1;mem:128");
     h.call(&framework_id, launch(&offer, vec![t.clone()])).expect("accept");
-    h.handle(Input::AgentDisconnected { conn: agent_conn }).expect("disconnect");
+    h.handle(Input::AgentDisconnected { conn: agent_conn })
+        .expect("disconnect");
     let running = RunningTask {
         framework_id: framework_id.clone(),
         task: t,
@@ -683,8 +763,14 @@ fn agent_reregisters_with_its_tasks_and_their_resources_stay_allocated() {
     let new_conn = ConnectionId(999);
     let (_, id) = h.register_agent(new_conn, "cpus:4;mem:1024", Some(agent_id.clone()), vec![running]);
     assert_eq!(id, agent_id);
-    assert_eq!(h.master.allocator.agent_allocated(&agent_id).cpus(), res("cpus:1").cpus() + h.offered_cpus(&agent_id));
-    assert_eq!(h.master.frameworks[&framework_id].tasks[&TaskId::new("t").expect("valid")].state, TaskState::Running);
+    assert_eq!(
+        h.master.allocator.agent_allocated(&agent_id).cpus(),
+        res("cpus:1").cpus() + h.offered_cpus(&agent_id)
+    );
+    assert_eq!(
+        h.master.frameworks[&framework_id].tasks[&TaskId::new("t").expect("valid")].state,
+        TaskState::Running
+    );
 }
 
 impl Harness {
@@ -709,8 +795,11 @@ fn framework_failover_within_timeout_keeps_tasks_and_after_it_kills_them() {
     let (conn, framework_id) = h.framework("f");
     h.advance(Duration::from_millis(100));
     let offer = h.offers(conn).remove(0);
-    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
-        .expect("accept");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
     h.handle(Input::FrameworkDisconnected { conn }).expect("disconnect");
     h.advance(Duration::from_secs(30));
     let mut info = FrameworkInfo::new("f");
@@ -719,7 +808,8 @@ fn framework_failover_within_timeout_keeps_tasks_and_after_it_kills_them() {
     let (conn2, id2) = h.subscribe(info);
     assert_eq!(id2, framework_id);
     assert_eq!(h.master.frameworks[&framework_id].tasks.len(), 1);
-    h.handle(Input::FrameworkDisconnected { conn: conn2 }).expect("disconnect");
+    h.handle(Input::FrameworkDisconnected { conn: conn2 })
+        .expect("disconnect");
     h.agent_messages(agent_conn);
     h.advance(Duration::from_secs(61));
     assert!(
@@ -762,14 +852,26 @@ fn teardown_kills_tasks_and_frees_everything() {
     let (conn, framework_id) = h.framework("f");
     h.advance(Duration::from_millis(100));
     let offer = h.offers(conn).remove(0);
-    h.call(&framework_id, launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]))
-        .expect("accept");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
     h.call(&framework_id, Call::Teardown).expect("teardown");
     assert!(h.take().contains(&Output::CloseFramework { conn }));
     assert_eq!(h.master.allocator.agent_allocated(&agent_id), Resources::new());
     // The agent's late KILLED update is acknowledged by the master itself.
-    h.agent_update(agent_conn, &framework_id, &TaskId::new("t").expect("valid"), TaskState::Killed, 9);
-    assert!(matches!(&h.agent_messages(agent_conn)[..], [.., MasterMessage::Acknowledge { .. }]));
+    h.agent_update(
+        agent_conn,
+        &framework_id,
+        &TaskId::new("t").expect("valid"),
+        TaskState::Killed,
+        9,
+    );
+    assert!(matches!(
+        &h.agent_messages(agent_conn)[..],
+        [.., MasterMessage::Acknowledge { .. }]
+    ));
 }
 
 #[test]
@@ -800,7 +902,11 @@ fn two_equal_frameworks_converge_to_equal_shares() {
         for (conn, framework_id) in [(ca, a.clone()), (cb, b.clone())] {
             for offer in h.offers(conn) {
                 // Each framework takes one task of cpus:1 per offer and declines the rest.
-                let t = task(&format!("{framework_id}-{round}-{launched}"), &offer.agent_id, "cpus:1;mem:512");
+                let t = task(
+                    &format!("{framework_id}-{round}-{launched}"),
+                    &offer.agent_id,
+                    "cpus:1;mem:512",
+                );
                 launched += 1;
                 h.call(&framework_id, launch(&offer, vec![t])).expect("accept");
             }
@@ -808,9 +914,17 @@ fn two_equal_frameworks_converge_to_equal_shares() {
     }
     let state = h.master.state();
     let share = |id: &FrameworkId| {
-        state.frameworks.iter().find(|f| &f.id == id).map(|f| f.allocated.cpus().as_f64()).unwrap_or(0.0)
+        state
+            .frameworks
+            .iter()
+            .find(|f| &f.id == id)
+            .map(|f| f.allocated.cpus().as_f64())
+            .unwrap_or(0.0)
     };
     let (sa, sb) = (share(&a), share(&b));
     assert!(sa + sb >= 38.0, "cluster should be nearly full: {sa} + {sb}");
-    assert!((sa - sb).abs() <= 1.0, "shares differ by more than one task: {sa} vs {sb}");
+    assert!(
+        (sa - sb).abs() <= 1.0,
+        "shares differ by more than one task: {sa} vs {sb}"
+    );
 }

@@ -87,7 +87,9 @@ async fn read(
             Err(error) => {
                 tracing::warn!(%error, "malformed message from agent; closing its stream");
                 // The rejection counts as the disconnection: no second report.
-                let _ = core.reject_agent(conn, format!("malformed agent message: {error}")).await;
+                let _ = core
+                    .reject_agent(conn, format!("malformed agent message: {error}"))
+                    .await;
                 return;
             }
         }

@@ -27,7 +27,9 @@ use std::time::Duration;
 const PREFIX: &str = "agora_master_";
 const ALLOCATION_CYCLE: &str = "agora_master_allocation_cycle_seconds";
 /// From 10 µs (a small cluster) to 1 s (far too slow).
-const ALLOCATION_BUCKETS: [f64; 12] = [1e-5, 2.5e-5, 1e-4, 2.5e-4, 1e-3, 2.5e-3, 1e-2, 2.5e-2, 0.1, 0.25, 0.5, 1.0];
+const ALLOCATION_BUCKETS: [f64; 12] = [
+    1e-5, 2.5e-5, 1e-4, 2.5e-4, 1e-3, 2.5e-3, 1e-2, 2.5e-2, 0.1, 0.25, 0.5, 1.0,
+];
 /// Histogram samples wait in the recorder until rendered; without scrapes
 /// they are folded into the buckets every so many samples instead.
 const UPKEEP_EVERY: u32 = 256;
@@ -48,7 +50,9 @@ pub(crate) struct Metrics {
 
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Metrics").field("counters", &self.counters.len()).finish_non_exhaustive()
+        f.debug_struct("Metrics")
+            .field("counters", &self.counters.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -130,7 +134,8 @@ impl Metrics {
         }
         let connected = state.frameworks.iter().filter(|f| f.connected).count();
         self.frameworks_connected.set(connected as f64);
-        self.frameworks_disconnected.set((state.frameworks.len() - connected) as f64);
+        self.frameworks_disconnected
+            .set((state.frameworks.len() - connected) as f64);
         self.tasks.set(state.tasks.len() as f64);
         self.outstanding_offers.set(state.offers.len() as f64);
     }
@@ -155,7 +160,14 @@ impl Metrics {
             };
             let recorder = &self.recorder;
             let counter = self.counters.entry(field).or_insert_with_key(|field| {
-                metrics::with_local_recorder(recorder, || metrics::counter!(format!("{PREFIX}{field}_total")))
+                metrics::with_local_recorder(recorder, || {
+                    let name = format!("{PREFIX}{field}_total");
+                    metrics::describe_counter!(
+                        name.clone(),
+                        format!("The master core's Stats::{field} since it started")
+                    );
+                    metrics::counter!(name)
+                })
             });
             counter.absolute(value);
         }

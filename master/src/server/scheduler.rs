@@ -39,9 +39,12 @@ impl SchedulerService {
             // Made before the subscription is sent: if the client gives up
             // while this waits, the core still hears that the stream is gone.
             let guard = self.core.stream_guard(conn);
-            self.core.subscribe(conn, info, events_tx).await?.inspect_err(|refusal| {
-                tracing::debug!(%refusal, "subscription refused");
-            })?;
+            self.core
+                .subscribe(conn, info, events_tx)
+                .await?
+                .inspect_err(|refusal| {
+                    tracing::debug!(%refusal, "subscription refused");
+                })?;
             Ok(EventStream { events, _guard: guard })
         }
         .instrument(span)

@@ -55,8 +55,14 @@ mod tests {
             (ProtoError::missing("framework_id").into(), Code::InvalidArgument),
             (MasterError::UnknownFramework(f.clone()).into(), Code::NotFound),
             (MasterError::UnknownAgent(a).into(), Code::NotFound),
-            (MasterError::FrameworkNotSubscribed(f.clone()).into(), Code::FailedPrecondition),
-            (MasterError::FrameworkRemoved(f.clone()).into(), Code::FailedPrecondition),
+            (
+                MasterError::FrameworkNotSubscribed(f.clone()).into(),
+                Code::FailedPrecondition,
+            ),
+            (
+                MasterError::FrameworkRemoved(f.clone()).into(),
+                Code::FailedPrecondition,
+            ),
             (MasterError::ConnectionInUse(f.clone()).into(), Code::FailedPrecondition),
             (
                 MasterError::UnknownRole {

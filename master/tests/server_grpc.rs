@@ -1,0 +1,438 @@
+//! The master server's gRPC APIs over real sockets, with tonic clients as
+//! frameworks, agents and operators would use them.
+
+#![cfg(feature = "server")]
+
+mod support;
+
+use agora_proto::pb;
+use pb::agent_message::Message as ToMaster;
+use pb::cluster_event::Event as ClusterEvent;
+use pb::event::Event;
+use pb::master_message::Message as ToAgent;
+use std::time::Duration;
+use support::{Agent, Framework, TestServer, agent_info, framework_info, next_event, scalar, soon};
+use tonic::Code;
+
+#[tokio::test]
+async fn subscribe_gets_subscribed_then_heartbeat() {
+    let server = TestServer::start().await;
+    let mut events = server
+        .scheduler()
+        .await
+        .subscribe(pb::SubscribeRequest {
+            framework_info: Some(framework_info("fw")),
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    match next_event(&mut events).await {
+        Event::Subscribed(s) => {
+            assert!(s.framework_id.is_some_and(|id| !id.value.is_empty()));
+            assert_eq!(s.master_id, "test");
+            assert!(s.heartbeat_interval_seconds > 0.0);
+        }
+        other => panic!("expected SUBSCRIBED, got {other:?}"),
+    }
+    assert!(matches!(next_event(&mut events).await, Event::Heartbeat(_)));
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn subscribe_without_framework_info_is_invalid_argument() {
+    let server = TestServer::start().await;
+    let status = server
+        .scheduler()
+        .await
+        .subscribe(pb::SubscribeRequest { framework_info: None })
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("framework_info"), "{}", status.message());
+
+    // A nested problem names the full path.
+    let status = server
+        .scheduler()
+        .await
+        .subscribe(pb::SubscribeRequest {
+            framework_info: Some(framework_info("")),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("framework_info.name"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn call_without_framework_id_is_invalid_argument() {
+    let server = TestServer::start().await;
+    let status = server
+        .scheduler()
+        .await
+        .revive(pb::ReviveRequest::default())
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("framework_id"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn call_from_unknown_framework_is_not_found() {
+    let server = TestServer::start().await;
+    let status = server
+        .scheduler()
+        .await
+        .revive(pb::ReviveRequest {
+            framework_id: Some(pb::FrameworkId { value: "nobody".into() }),
+            roles: vec![],
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("nobody"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn framework_is_offered_a_registered_agents_resources() {
+    let server = TestServer::start().await;
+    let mut framework = Framework::subscribe(&server, framework_info("fw")).await;
+    let mut agent = Agent::attach(&server).await;
+    let agent_id = agent.register(agent_info("host-1")).await;
+
+    let offers = framework.offers().await;
+    assert_eq!(offers.len(), 1);
+    let offer = &offers[0];
+    assert_eq!(offer.agent_id.as_ref(), Some(&agent_id));
+    assert_eq!(offer.hostname, "host-1");
+    for expected in [scalar("cpus", 4.0), scalar("mem", 1024.0)] {
+        assert!(
+            offer.resources.contains(&expected),
+            "{expected:?} not in {:?}",
+            offer.resources
+        );
+    }
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn declined_then_accepted_offer_runs_a_task_on_the_agent() {
+    let server = TestServer::start().await;
+    let mut framework = Framework::subscribe(&server, framework_info("fw")).await;
+    let mut agent = Agent::attach(&server).await;
+    let agent_id = agent.register(agent_info("host-1")).await;
+    let mut scheduler = server.scheduler().await;
+
+    // Declined with no refusal time: offered again at the next allocation.
+    let offer = framework.offers().await.remove(0);
+    scheduler
+        .decline(pb::DeclineRequest {
+            framework_id: Some(framework.id.clone()),
+            offer_ids: vec![offer.id.clone().expect("offer id")],
+            filters: Some(pb::Filters {
+                refuse_seconds: Some(0.0),
+            }),
+        })
+        .await
+        .expect("decline");
+
+    let offer = framework.offers().await.remove(0);
+    let task = pb::TaskInfo {
+        name: "sleep".into(),
+        task_id: Some(pb::TaskId { value: "t1".into() }),
+        agent_id: Some(agent_id.clone()),
+        resources: vec![scalar("cpus", 1.0), scalar("mem", 128.0)],
+        command: Some(pb::CommandInfo {
+            value: "sleep 1".into(),
+            ..Default::default()
+        }),
+        kill_policy: None,
+    };
+    scheduler
+        .accept(pb::AcceptRequest {
+            framework_id: Some(framework.id.clone()),
+            offer_ids: vec![offer.id.clone().expect("offer id")],
+            operations: vec![pb::Operation {
+                operation: Some(pb::operation::Operation::Launch(pb::LaunchOperation {
+                    task_infos: vec![task],
+                })),
+            }],
+            filters: None,
+        })
+        .await
+        .expect("accept");
+
+    match agent.next().await {
+        Some(ToAgent::RunTask(run)) => {
+            assert_eq!(run.framework_id.as_ref(), Some(&framework.id));
+            assert_eq!(run.task.and_then(|t| t.task_id).map(|t| t.value).as_deref(), Some("t1"));
+        }
+        other => panic!("expected RunTask, got {other:?}"),
+    }
+
+    // The agent's status update reaches the framework, and its
+    // acknowledgement reaches the agent.
+    let uuid = vec![7u8; 16];
+    agent
+        .send(ToMaster::StatusUpdate(pb::StatusUpdate {
+            framework_id: Some(framework.id.clone()),
+            status: Some(pb::TaskStatus {
+                task_id: Some(pb::TaskId { value: "t1".into() }),
+                state: pb::TaskState::TaskRunning.into(),
+                source: pb::TaskSource::SourceAgent.into(),
+                uuid: uuid.clone(),
+                timestamp: 1.0,
+                ..Default::default()
+            }),
+        }))
+        .await;
+    let status = loop {
+        match framework.next().await {
+            Event::Update(update) => break update.status.expect("status"),
+            Event::Offers(_) => continue,
+            other => panic!("expected UPDATE, got {other:?}"),
+        }
+    };
+    assert_eq!(status.state, i32::from(pb::TaskState::TaskRunning));
+    assert_eq!(status.agent_id.as_ref(), Some(&agent_id));
+    scheduler
+        .acknowledge(pb::AcknowledgeRequest {
+            framework_id: Some(framework.id.clone()),
+            agent_id: Some(agent_id.clone()),
+            task_id: Some(pb::TaskId { value: "t1".into() }),
+            uuid: uuid.clone(),
+        })
+        .await
+        .expect("acknowledge");
+    match agent.next().await {
+        Some(ToAgent::Acknowledge(ack)) => assert_eq!(ack.uuid, uuid),
+        other => panic!("expected Acknowledge, got {other:?}"),
+    }
+
+    let state = server.state().await;
+    assert_eq!(state.tasks.len(), 1);
+    assert_eq!(state.tasks[0].state, i32::from(pb::TaskState::TaskRunning));
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn malformed_agent_message_gets_an_error_and_the_stream_closes() {
+    let server = TestServer::start().await;
+    let mut agent = Agent::attach(&server).await;
+    agent
+        .send(ToMaster::Register(pb::RegisterAgent {
+            agent_info: Some(pb::AgentInfo {
+                hostname: String::new(),
+                ..agent_info("x")
+            }),
+            agent_id: None,
+            tasks: vec![],
+        }))
+        .await;
+    match agent.next().await {
+        Some(ToAgent::Error(message)) => {
+            assert!(message.contains("register.agent_info.hostname"), "{message}");
+        }
+        other => panic!("expected an Error, got {other:?}"),
+    }
+    assert_eq!(agent.next().await, None, "the master closes the stream");
+
+    // An empty message is malformed too.
+    let mut agent = Agent::attach(&server).await;
+    agent
+        .outbound
+        .send(pb::AgentMessage { message: None })
+        .await
+        .expect("open");
+    match agent.next().await {
+        Some(ToAgent::Error(message)) => assert!(message.contains("message"), "{message}"),
+        other => panic!("expected an Error, got {other:?}"),
+    }
+    assert_eq!(agent.next().await, None);
+    assert!(server.state().await.agents.is_empty());
+}
+
+#[tokio::test]
+async fn dropping_the_event_stream_disconnects_the_framework() {
+    let server = TestServer::start().await;
+    let info = pb::FrameworkInfo {
+        failover_timeout_seconds: 60.0,
+        ..framework_info("fw")
+    };
+    let framework = Framework::subscribe(&server, info).await;
+    let id = framework.id.clone();
+    let connected = |state: &pb::ClusterState| {
+        state
+            .frameworks
+            .iter()
+            .find(|f| f.id.as_ref() == Some(&id))
+            .map(|f| f.connected)
+    };
+    assert_eq!(connected(&server.state().await), Some(true));
+
+    drop(framework);
+    soon("the framework to be disconnected", async {
+        while connected(&server.state().await) != Some(false) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+
+    // Calls from a disconnected framework are refused until it re-subscribes.
+    let status = server
+        .scheduler()
+        .await
+        .revive(pb::ReviveRequest {
+            framework_id: Some(id.clone()),
+            roles: vec![],
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn closing_the_agent_stream_disconnects_the_agent() {
+    let server = TestServer::start().await;
+    let mut agent = Agent::attach(&server).await;
+    let agent_id = agent.register(agent_info("host-1")).await;
+    let active = |state: &pb::ClusterState| {
+        state
+            .agents
+            .iter()
+            .find(|a| a.id.as_ref() == Some(&agent_id))
+            .map(|a| a.active)
+    };
+    assert_eq!(active(&server.state().await), Some(true));
+    drop(agent);
+    soon("the agent to be disconnected", async {
+        while active(&server.state().await) != Some(false) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn watchers_see_frameworks_agents_and_tasks_come_and_go() {
+    let server = TestServer::start().await;
+    let mut watch = server
+        .operator()
+        .await
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut next = async || {
+        soon("a cluster event", watch.message())
+            .await
+            .expect("watch failed")
+            .expect("watch ended")
+            .event
+            .expect("event without a body")
+    };
+
+    let mut framework = Framework::subscribe(&server, framework_info("fw")).await;
+    match next().await {
+        ClusterEvent::FrameworkAdded(f) => {
+            assert_eq!(f.id.as_ref(), Some(&framework.id));
+            assert_eq!(f.info.map(|i| i.name).as_deref(), Some("fw"));
+        }
+        other => panic!("expected framework_added, got {other:?}"),
+    }
+
+    let mut agent = Agent::attach(&server).await;
+    let agent_id = agent.register(agent_info("host-1")).await;
+    match next().await {
+        ClusterEvent::AgentAdded(a) => {
+            assert_eq!(a.id.as_ref(), Some(&agent_id));
+            assert_eq!(a.info.map(|i| i.hostname).as_deref(), Some("host-1"));
+            assert!(a.total.contains(&scalar("cpus", 4.0)));
+        }
+        other => panic!("expected agent_added, got {other:?}"),
+    }
+
+    let offer = framework.offers().await.remove(0);
+    let mut scheduler = server.scheduler().await;
+    scheduler
+        .accept(pb::AcceptRequest {
+            framework_id: Some(framework.id.clone()),
+            offer_ids: vec![offer.id.expect("offer id")],
+            operations: vec![pb::Operation {
+                operation: Some(pb::operation::Operation::Launch(pb::LaunchOperation {
+                    task_infos: vec![pb::TaskInfo {
+                        task_id: Some(pb::TaskId { value: "t1".into() }),
+                        agent_id: Some(agent_id.clone()),
+                        resources: vec![scalar("cpus", 1.0)],
+                        command: Some(pb::CommandInfo {
+                            value: "true".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                })),
+            }],
+            filters: None,
+        })
+        .await
+        .expect("accept");
+    match next().await {
+        ClusterEvent::TaskUpdated(t) => {
+            assert_eq!(t.state, i32::from(pb::TaskState::TaskStaging));
+            assert_eq!(t.task.and_then(|t| t.task_id).map(|t| t.value).as_deref(), Some("t1"));
+        }
+        other => panic!("expected task_updated, got {other:?}"),
+    }
+
+    scheduler
+        .teardown(pb::TeardownRequest {
+            framework_id: Some(framework.id.clone()),
+        })
+        .await
+        .expect("teardown");
+    // The teardown kills the task (an update nobody receives: the framework
+    // is gone) and removes the framework.
+    loop {
+        match next().await {
+            ClusterEvent::FrameworkRemoved(id) => {
+                assert_eq!(id, framework.id);
+                break;
+            }
+            ClusterEvent::TaskUpdated(_) => continue,
+            other => panic!("expected framework_removed, got {other:?}"),
+        }
+    }
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_returns() {
+    let server = TestServer::start().await;
+    let mut framework = Framework::subscribe(&server, framework_info("fw")).await;
+    let mut agent = Agent::attach(&server).await;
+    agent.register(agent_info("host-1")).await;
+    let mut watch = server
+        .operator()
+        .await
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+
+    server.stop().await.expect("clean stop");
+
+    // Every stream ends (cleanly or with an error, but it ends).
+    soon("the event stream to end", async {
+        while let Ok(Some(_)) = framework.events.message().await {}
+    })
+    .await;
+    soon("the agent stream to end", async {
+        while let Ok(Some(_)) = agent.inbound.message().await {}
+    })
+    .await;
+    soon("the watch to end", async {
+        while let Ok(Some(_)) = watch.message().await {}
+    })
+    .await;
+}
