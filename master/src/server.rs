@@ -4,7 +4,7 @@
 //!
 //! It owns everything the core must not touch: the listening socket, the
 //! wall clock, the per-connection streams and the Prometheus recorder. One
-//! task, the core loop ([`core_loop`]), owns the [`Master`]; the RPC handlers
+//! task, the core loop (`server/core_loop.rs`), owns the [`Master`]; the RPC handlers
 //! talk to it over a channel, so the core is never shared or locked.
 //!
 //! ```text
