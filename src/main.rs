@@ -127,7 +127,9 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     config.hostname = args.hostname;
     config.containerizer = args.containerizer;
     config.seed = args.seed;
-    agora_agent::run(config, shutdown_signal()).await.context("the agent stopped")?;
+    agora_agent::run(config, shutdown_signal())
+        .await
+        .context("the agent stopped")?;
     Ok(())
 }
 

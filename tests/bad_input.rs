@@ -13,7 +13,11 @@ const T: Duration = Duration::from_secs(5);
 fn assert_status(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, needle: &str) {
     let status = result.expect_err("the call must be refused");
     assert_eq!(status.code(), code, "{status:?}");
-    assert!(status.message().contains(needle), "{:?} does not mention {needle:?}", status.message());
+    assert!(
+        status.message().contains(needle),
+        "{:?} does not mention {needle:?}",
+        status.message()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -28,7 +32,11 @@ async fn malformed_calls_are_refused_with_the_field_named() {
 
     let mut info = framework_info("f");
     info.roles = vec!["bad role".into()];
-    let bad_role = client.subscribe(pb::SubscribeRequest { framework_info: Some(info) }).await;
+    let bad_role = client
+        .subscribe(pb::SubscribeRequest {
+            framework_info: Some(info),
+        })
+        .await;
     assert_status(bad_role, Code::InvalidArgument, "roles[0]");
 
     let no_id = client.revive(pb::ReviveRequest::default()).await;
@@ -76,7 +84,9 @@ async fn malformed_calls_are_refused_with_the_field_named() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_launches_become_task_errors_and_leak_nothing() {
     let (_master, addr) = start_master(&[]);
-    let _agents: Vec<Proc> = (0..2).map(|_| start_agent(addr, "cpus:4;mem:4096;ports:[31000-31010]")).collect();
+    let _agents: Vec<Proc> = (0..2)
+        .map(|_| start_agent(addr, "cpus:4;mem:4096;ports:[31000-31010]"))
+        .collect();
     wait_for_agents(addr, 2).await;
     let mut fw = RawFramework::subscribe(addr, framework_info("f")).await;
     let mut offers = Vec::new();
@@ -94,15 +104,22 @@ async fn bad_launches_become_task_errors_and_leak_nothing() {
             framework_id: Some(fw.id.clone()),
             offer_ids: vec![o1.id.clone().expect("id")],
             operations: vec![pb::Operation {
-                operation: Some(pb::operation::Operation::Launch(pb::LaunchOperation { task_infos: vec![nan] })),
+                operation: Some(pb::operation::Operation::Launch(pb::LaunchOperation {
+                    task_infos: vec![nan],
+                })),
             }],
             filters: None,
         })
         .await;
-    assert_status(refused, Code::InvalidArgument, "operations[0].launch.task_infos[0].resources");
+    assert_status(
+        refused,
+        Code::InvalidArgument,
+        "operations[0].launch.task_infos[0].resources",
+    );
 
     // Offers on two agents in one ACCEPT.
-    fw.launch(&[&o1, &o2], vec![task("two-agents", &o1, "cpus:1;mem:32", "true")], 0.0).await;
+    fw.launch(&[&o1, &o2], vec![task("two-agents", &o1, "cpus:1;mem:32", "true")], 0.0)
+        .await;
     let update = fw.update(T).await.expect("an update");
     assert_eq!(update.state, pb::TaskState::TaskLost as i32, "{update:?}");
     assert_eq!(update.reason, pb::TaskReason::ReasonInvalidOffers as i32);
@@ -144,10 +161,13 @@ async fn bad_launches_become_task_errors_and_leak_nothing() {
     assert!(message("no-port").contains("more resources"), "{}", message("no-port"));
 
     // Accepting the same offer again: stale.
-    fw.launch(&[&o1], vec![task("stale", &o1, "cpus:1;mem:32", "true")], 0.0).await;
+    fw.launch(&[&o1], vec![task("stale", &o1, "cpus:1;mem:32", "true")], 0.0)
+        .await;
     let stale = fw
         .next(T, |e| match e {
-            pb::event::Event::Update(u) => u.status.filter(|s| s.task_id.as_ref().is_some_and(|t| t.value == "stale")),
+            pb::event::Event::Update(u) => u
+                .status
+                .filter(|s| s.task_id.as_ref().is_some_and(|t| t.value == "stale")),
             _ => None,
         })
         .await
@@ -168,7 +188,12 @@ async fn bad_launches_become_task_errors_and_leak_nothing() {
             .filter(|t| t.state == pb::TaskState::TaskRunning as i32 || t.state == pb::TaskState::TaskStaging as i32)
             .map(|t| domain(&t.task.as_ref().expect("task").resources))
             .sum();
-        assert_eq!(domain(&agent.allocated), domain(&agent.offered) + running, "agent {}", id.value);
+        assert_eq!(
+            domain(&agent.allocated),
+            domain(&agent.offered) + running,
+            "agent {}",
+            id.value
+        );
         total += domain(&agent.total);
     }
     assert_eq!(domain(&state.total), total);

@@ -9,13 +9,27 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_example_runs_100_tasks_to_finished_and_acknowledged() {
     let (_master, addr) = start_master(&[]);
-    let _agents: Vec<Proc> = (0..3).map(|_| start_agent(addr, "cpus:4;mem:4096;ports:[31000-32000]")).collect();
+    let _agents: Vec<Proc> = (0..3)
+        .map(|_| start_agent(addr, "cpus:4;mem:4096;ports:[31000-32000]"))
+        .collect();
     wait_for_agents(addr, 3).await;
 
     let started = Instant::now();
     let output = tokio::task::spawn_blocking(move || {
         example("batch")
-            .args(["--master", &addr.to_string(), "--tasks", "100", "--cpus", "0.1", "--mem", "32", "--", "sleep", "0.1"])
+            .args([
+                "--master",
+                &addr.to_string(),
+                "--tasks",
+                "100",
+                "--cpus",
+                "0.1",
+                "--mem",
+                "32",
+                "--",
+                "sleep",
+                "0.1",
+            ])
             .env("RUST_LOG", "warn")
             .output()
             .expect("batch runs")
@@ -24,7 +38,12 @@ async fn batch_example_runs_100_tasks_to_finished_and_acknowledged() {
     .expect("join");
     let wall = started.elapsed();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "batch failed: {}\n{stdout}\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "batch failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     eprintln!("100 tasks on 3 simulated agents: {:.2} s wall", wall.as_secs_f64());
 
     // The master saw every task finish and every update acknowledged.

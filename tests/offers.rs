@@ -17,9 +17,15 @@ async fn declined_agent_is_not_reoffered_before_its_filter_expires() {
 
     let declined_at = Instant::now();
     fw.decline(&offers[0], 1.0).await;
-    let again = fw.offers(Duration::from_secs(5)).await.expect("re-offered after expiry");
+    let again = fw
+        .offers(Duration::from_secs(5))
+        .await
+        .expect("re-offered after expiry");
     let waited = declined_at.elapsed();
-    assert!(waited >= Duration::from_secs(1), "re-offered after {waited:?}, before the 1 s filter expired");
+    assert!(
+        waited >= Duration::from_secs(1),
+        "re-offered after {waited:?}, before the 1 s filter expired"
+    );
     assert!(waited < Duration::from_secs(3), "the filter held for {waited:?}");
     assert_eq!(again[0].agent_id, offers[0].agent_id);
 }
@@ -33,7 +39,10 @@ async fn filter_of_one_framework_does_not_hold_back_another() {
     let offer = a.offers(Duration::from_secs(5)).await.expect("an offer")[0].clone();
     let mut b = RawFramework::subscribe(addr, framework_info("b")).await;
     a.decline(&offer, 3600.0).await;
-    let to_b = b.offers(Duration::from_secs(2)).await.expect("b is offered what a declined");
+    let to_b = b
+        .offers(Duration::from_secs(2))
+        .await
+        .expect("b is offered what a declined");
     assert_eq!(to_b[0].agent_id, offer.agent_id);
 }
 
@@ -73,6 +82,9 @@ async fn two_equally_demanding_frameworks_converge_to_equal_dominant_shares() {
     let state = state(addr).await;
     let shares: Vec<f64> = state.frameworks.iter().map(|f| f.dominant_share).collect();
     assert_eq!(shares.len(), 2);
-    assert!((shares[0] - shares[1]).abs() <= 1.0 / 16.0 + 1e-9, "dominant shares {shares:?}");
+    assert!(
+        (shares[0] - shares[1]).abs() <= 1.0 / 16.0 + 1e-9,
+        "dominant shares {shares:?}"
+    );
     let _ = pb::GetStateRequest {};
 }

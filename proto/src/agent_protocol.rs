@@ -191,7 +191,10 @@ impl From<MasterMessage> for pb::MasterMessage {
     fn from(m: MasterMessage) -> Self {
         use pb::master_message::Message as M;
         let message = match m {
-            MasterMessage::Registered { agent_id, ping_interval } => M::Registered(pb::AgentRegistered {
+            MasterMessage::Registered {
+                agent_id,
+                ping_interval,
+            } => M::Registered(pb::AgentRegistered {
                 agent_id: Some(agent_id.into()),
                 ping_interval_seconds: ping_interval.as_secs_f64(),
             }),

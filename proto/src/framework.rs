@@ -2,8 +2,8 @@
 //! filters they attach to declines.
 
 use crate::error::ProtoError;
-use crate::ids::optional_id;
 use crate::ids::FrameworkId;
+use crate::ids::optional_id;
 use crate::pb;
 use crate::time::duration_from_secs;
 use serde::{Deserialize, Serialize};
@@ -99,7 +99,10 @@ impl TryFrom<pb::FrameworkInfo> for FrameworkInfo {
         for (i, role) in wire.roles.into_iter().enumerate() {
             validate_role(&role).map_err(|reason| ProtoError::invalid(format!("roles[{i}]"), reason))?;
             if roles.contains(&role) {
-                return Err(ProtoError::invalid(format!("roles[{i}]"), format!("role {role:?} is listed twice")));
+                return Err(ProtoError::invalid(
+                    format!("roles[{i}]"),
+                    format!("role {role:?} is listed twice"),
+                ));
             }
             roles.push(role);
         }
@@ -109,7 +112,10 @@ impl TryFrom<pb::FrameworkInfo> for FrameworkInfo {
         let failover_timeout = duration_from_secs(wire.failover_timeout_seconds).ok_or_else(|| {
             ProtoError::invalid(
                 "failover_timeout_seconds",
-                format!("{} is not a non-negative number of seconds", wire.failover_timeout_seconds),
+                format!(
+                    "{} is not a non-negative number of seconds",
+                    wire.failover_timeout_seconds
+                ),
             )
         })?;
         let mut capabilities = BTreeSet::new();
@@ -118,7 +124,10 @@ impl TryFrom<pb::FrameworkInfo> for FrameworkInfo {
                 Ok(pb::FrameworkCapability::PartitionAware) => capabilities.insert(Capability::PartitionAware),
                 Ok(pb::FrameworkCapability::TaskKillingState) => capabilities.insert(Capability::TaskKillingState),
                 Ok(pb::FrameworkCapability::CapabilityUnspecified) | Err(_) => {
-                    return Err(ProtoError::invalid(format!("capabilities[{i}]"), format!("unknown capability {raw}")));
+                    return Err(ProtoError::invalid(
+                        format!("capabilities[{i}]"),
+                        format!("unknown capability {raw}"),
+                    ));
                 }
             };
         }
@@ -183,7 +192,10 @@ impl Filters {
             return Ok(Self::default());
         };
         if secs.is_nan() {
-            return Err(ProtoError::invalid("filters.refuse_seconds", "NaN is not a number of seconds"));
+            return Err(ProtoError::invalid(
+                "filters.refuse_seconds",
+                "NaN is not a number of seconds",
+            ));
         }
         if secs < 0.0 {
             return Ok(Self::default());
@@ -246,9 +258,13 @@ mod tests {
     #[test]
     fn filters_default_cap_and_negative() {
         assert_eq!(Filters::from_wire(None), Ok(Filters::default()));
-        let negative = Some(pb::Filters { refuse_seconds: Some(-1.0) });
+        let negative = Some(pb::Filters {
+            refuse_seconds: Some(-1.0),
+        });
         assert_eq!(Filters::from_wire(negative), Ok(Filters::default()));
-        let huge = Some(pb::Filters { refuse_seconds: Some(1e12) });
+        let huge = Some(pb::Filters {
+            refuse_seconds: Some(1e12),
+        });
         assert_eq!(Filters::from_wire(huge).map(|f| f.refuse), Ok(Filters::MAX_REFUSE));
     }
 }

@@ -84,7 +84,9 @@ pub fn validate_id(value: &str) -> Result<(), String> {
         return Err(format!("is {} bytes long; at most {MAX_ID_LEN} allowed", value.len()));
     }
     if let Some(c) = value.chars().find(|c| c.is_control() || *c == '/') {
-        return Err(format!("{value:?} contains the character {c:?}, which ids may not hold"));
+        return Err(format!(
+            "{value:?} contains the character {c:?}, which ids may not hold"
+        ));
     }
     if value == "." || value == ".." {
         return Err(format!("{value:?} is not a valid id"));

@@ -171,7 +171,10 @@ impl TryFrom<pb::UpdateFrameworkRequest> for FrameworkCall {
     fn try_from(wire: pb::UpdateFrameworkRequest) -> Result<Self, ProtoError> {
         let info = FrameworkInfo::try_from(required(wire.framework_info, "framework_info")?)
             .map_err(|e| e.within("framework_info"))?;
-        let framework_id = info.id.clone().ok_or_else(|| ProtoError::missing("framework_info.id"))?;
+        let framework_id = info
+            .id
+            .clone()
+            .ok_or_else(|| ProtoError::missing("framework_info.id"))?;
         Ok(Self {
             framework_id,
             call: Call::UpdateFramework(info),
@@ -290,7 +293,10 @@ impl TryFrom<pb::Event> for Event {
                 heartbeat_interval: duration_from_secs(s.heartbeat_interval_seconds).ok_or_else(|| {
                     ProtoError::invalid(
                         "subscribed.heartbeat_interval_seconds",
-                        format!("{} is not a non-negative number of seconds", s.heartbeat_interval_seconds),
+                        format!(
+                            "{} is not a non-negative number of seconds",
+                            s.heartbeat_interval_seconds
+                        ),
                     )
                 })?,
                 master_id: s.master_id,
@@ -375,7 +381,9 @@ mod tests {
                 offer_ids: vec![OfferId::new("o1").expect("valid")],
                 filters: Filters::refuse(Duration::from_secs(30)),
             },
-            Call::Revive { roles: vec!["a".into()] },
+            Call::Revive {
+                roles: vec!["a".into()],
+            },
             Call::Kill {
                 task_id: TaskId::new("t").expect("valid"),
                 agent_id: None,

@@ -406,12 +406,19 @@ impl TryFrom<pb::TaskInfo> for TaskInfo {
             Some(policy) => Some(duration_from_secs(policy.grace_period_seconds).ok_or_else(|| {
                 ProtoError::invalid(
                     "kill_policy.grace_period_seconds",
-                    format!("{} is not a non-negative number of seconds", policy.grace_period_seconds),
+                    format!(
+                        "{} is not a non-negative number of seconds",
+                        policy.grace_period_seconds
+                    ),
                 )
             })?),
         };
         Ok(Self {
-            name: if wire.name.is_empty() { task_id.to_string() } else { wire.name },
+            name: if wire.name.is_empty() {
+                task_id.to_string()
+            } else {
+                wire.name
+            },
             agent_id: required_id(wire.agent_id, "agent_id")?,
             task_id,
             resources: Resources::try_from(wire.resources).map_err(|e| ProtoError::resources("resources", e))?,

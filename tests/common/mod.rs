@@ -45,7 +45,15 @@ pub fn example(name: &str) -> Command {
 /// Starts a master on a free port, with a short allocation interval so tests are quick.
 pub fn start_master(extra: &[&str]) -> (Proc, SocketAddr) {
     let mut child = agora()
-        .args(["master", "--listen", "127.0.0.1:0", "--allocation-interval", "20ms", "--master-id", "test"])
+        .args([
+            "master",
+            "--listen",
+            "127.0.0.1:0",
+            "--allocation-interval",
+            "20ms",
+            "--master-id",
+            "test",
+        ])
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -54,7 +62,9 @@ pub fn start_master(extra: &[&str]) -> (Proc, SocketAddr) {
     let stdout = child.stdout.take().expect("piped stdout");
     let proc = Proc(child);
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("master prints its address");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("master prints its address");
     let addr = line
         .trim()
         .rsplit(' ')
@@ -66,7 +76,15 @@ pub fn start_master(extra: &[&str]) -> (Proc, SocketAddr) {
 
 pub fn start_agent(master: SocketAddr, resources: &str) -> Proc {
     let child = agora()
-        .args(["agent", "--master", &master.to_string(), "--resources", resources, "--containerizer", "simulated"])
+        .args([
+            "agent",
+            "--master",
+            &master.to_string(),
+            "--resources",
+            resources,
+            "--containerizer",
+            "simulated",
+        ])
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("agora agent starts");
@@ -74,7 +92,9 @@ pub fn start_agent(master: SocketAddr, resources: &str) -> Proc {
 }
 
 pub async fn operator(addr: SocketAddr) -> OperatorClient<Channel> {
-    OperatorClient::connect(format!("http://{addr}")).await.expect("operator client connects")
+    OperatorClient::connect(format!("http://{addr}"))
+        .await
+        .expect("operator client connects")
 }
 
 pub async fn state(addr: SocketAddr) -> pb::ClusterState {
@@ -94,7 +114,10 @@ pub async fn wait_for_agents(addr: SocketAddr, n: usize) {
         if active >= n {
             return;
         }
-        assert!(Instant::now() < deadline, "only {active} of {n} agents registered in 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "only {active} of {n} agents registered in 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -102,7 +125,11 @@ pub async fn wait_for_agents(addr: SocketAddr, n: usize) {
 /// `GET path` over plain HTTP/1.1; returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -127,9 +154,13 @@ pub fn framework_info(name: &str) -> pb::FrameworkInfo {
 
 impl RawFramework {
     pub async fn subscribe(addr: SocketAddr, info: pb::FrameworkInfo) -> Self {
-        let mut client = SchedulerClient::connect(format!("http://{addr}")).await.expect("connect");
+        let mut client = SchedulerClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect");
         let mut events = client
-            .subscribe(pb::SubscribeRequest { framework_info: Some(info) })
+            .subscribe(pb::SubscribeRequest {
+                framework_info: Some(info),
+            })
             .await
             .expect("subscribe")
             .into_inner();
@@ -145,7 +176,11 @@ impl RawFramework {
     }
 
     /// The next event that `pick` accepts, skipping others, within `timeout`.
-    pub async fn next<T>(&mut self, timeout: Duration, mut pick: impl FnMut(pb::event::Event) -> Option<T>) -> Option<T> {
+    pub async fn next<T>(
+        &mut self,
+        timeout: Duration,
+        mut pick: impl FnMut(pb::event::Event) -> Option<T>,
+    ) -> Option<T> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.message()).await.ok()?;
@@ -178,7 +213,9 @@ impl RawFramework {
                 framework_id: Some(self.id.clone()),
                 offer_ids: offers.iter().filter_map(|o| o.id.clone()).collect(),
                 operations: vec![pb::Operation {
-                    operation: Some(pb::operation::Operation::Launch(pb::LaunchOperation { task_infos: tasks })),
+                    operation: Some(pb::operation::Operation::Launch(pb::LaunchOperation {
+                        task_infos: tasks,
+                    })),
                 }],
                 filters: Some(pb::Filters {
                     refuse_seconds: Some(refuse_seconds),

@@ -363,10 +363,7 @@ impl Allocator for DrfAllocator {
 
         let mut allocations = Vec::new();
         for agent_id in order {
-            loop {
-                let Some(agent) = self.agents.get(&agent_id) else {
-                    break;
-                };
+            while let Some(agent) = self.agents.get(&agent_id) {
                 let free = agent.total.clone() - &agent.allocated;
                 if !self.meets_minimum(&free) {
                     break;
