@@ -93,7 +93,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Microseconds since the epoch: a master id and seed that differ per start.
-#[allow(clippy::disallowed_methods)] // the binary is a driver; it may read the clock
+#[allow(clippy::disallowed_methods)] // the binary is a driver: it may read the clock
 fn start_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,5 +1,6 @@
 //! A whole cluster from the real binaries: a master, three agents with the
 //! simulated containerizer, and the SDK's `batch` example running 100 tasks.
+#![allow(clippy::disallowed_methods)] // measures wall time: this is not a pure core
 
 mod common;
 

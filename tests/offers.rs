@@ -1,4 +1,5 @@
 //! Offer behaviour over real sockets: decline filters and DRF fairness.
+#![allow(clippy::disallowed_methods)] // measures wall time: this is not a pure core
 
 mod common;
 

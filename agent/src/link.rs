@@ -14,6 +14,8 @@
 //! in every state, so tasks end and updates queue while the agent is
 //! disconnected. A malformed master message is logged and dropped.
 
+#![allow(clippy::disallowed_methods)] // a driver: it reads the real clock and feeds it to the core
+
 use crate::config::{AgentConfig, ConfigError, ContainerizerKind};
 use crate::containerizer::{Containerizer, SimulatedContainerizer};
 use crate::core::{AgentCore, Input, Output};

@@ -3,6 +3,7 @@
 //! These tests use real time (the network is real) with short retry and
 //! backoff settings, so each takes well under two seconds. The fake hands
 //! every attached stream to the test, which plays the master's part.
+#![allow(clippy::disallowed_methods)] // measures wall time: this is not a pure core
 #![cfg(feature = "link")]
 
 use agora_agent::{AgentConfig, ReconnectBackoff, RetryPolicy};

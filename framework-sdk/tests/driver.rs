@@ -1,5 +1,6 @@
 //! The driver against an in-process fake master: a tonic `Scheduler`
 //! service whose event streams the tests write by hand, recording every call.
+#![allow(clippy::disallowed_methods)] // measures wall time: this is not a pure core
 #![cfg(feature = "driver")]
 
 use agora_proto::pb::scheduler_server::{Scheduler as SchedulerService, SchedulerServer};

@@ -10,6 +10,7 @@
 //! (the least any allocator must do per cycle), and the ratio between them.
 //!
 //! Run: `cargo bench -p agora-master --bench allocation_cycle -- [AGENTS] [FRAMEWORKS]`
+#![allow(clippy::disallowed_methods)] // measures wall time: this is not a pure core
 
 use agora_master::allocator::{Allocator, DrfAllocator, DrfConfig, Used};
 use agora_proto::{AgentId, FrameworkId, Resources, Timestamp};
