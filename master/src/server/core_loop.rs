@@ -314,6 +314,11 @@ impl CoreLoop {
     fn command(&mut self, command: Command) -> ControlFlow<()> {
         match command {
             Command::Input { input, reply } => {
+                // The agent hung up: end our half of its stream too, so its
+                // shutdown does not wait for a close that never comes.
+                if let Input::AgentDisconnected { conn } = &input {
+                    self.agents.remove(conn);
+                }
                 let result = self.feed(input);
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
