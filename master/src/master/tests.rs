@@ -201,6 +201,33 @@ impl Harness {
     }
 }
 
+/// A master with one agent of `spec` and one framework `f` holding its offer.
+pub(crate) struct Offered {
+    pub(crate) agent_conn: ConnectionId,
+    pub(crate) agent_id: AgentId,
+    pub(crate) conn: ConnectionId,
+    pub(crate) framework_id: FrameworkId,
+    pub(crate) offer: Offer,
+}
+
+impl Harness {
+    pub(crate) fn offered(spec: &str) -> (Self, Offered) {
+        let mut h = Self::new();
+        let (agent_conn, agent_id) = h.add_agent(spec);
+        let (conn, framework_id) = h.framework("f");
+        h.advance(Duration::from_millis(100));
+        let offer = h.offers(conn).remove(0);
+        let offered = Offered {
+            agent_conn,
+            agent_id,
+            conn,
+            framework_id,
+            offer,
+        };
+        (h, offered)
+    }
+}
+
 pub(crate) fn task(id: &str, agent_id: &AgentId, spec: &str) -> TaskInfo {
     TaskInfo {
         name: id.to_owned(),
@@ -265,11 +292,16 @@ fn heartbeats_arrive_every_interval() {
 
 #[test]
 fn launch_sends_the_task_to_its_agent_and_returns_the_unused_part() {
-    let mut h = Harness::new();
-    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
-    let (conn, framework_id) = h.framework("f");
-    h.advance(Duration::from_millis(100));
-    let offer = h.offers(conn).remove(0);
+    let (
+        mut h,
+        Offered {
+            agent_conn,
+            agent_id,
+            conn,
+            framework_id,
+            offer,
+        },
+    ) = Harness::offered("cpus:4;mem:1024");
     h.agent_messages(agent_conn);
     h.call(
         &framework_id,
@@ -344,11 +376,16 @@ fn suppressed_framework_gets_no_offers_until_revived() {
 
 #[test]
 fn stale_offer_drops_the_tasks_with_a_reason() {
-    let mut h = Harness::new();
-    let (_, agent_id) = h.add_agent("cpus:4;mem:1024");
-    let (conn, framework_id) = h.framework("f");
-    h.advance(Duration::from_millis(100));
-    let offer = h.offers(conn).remove(0);
+    let (
+        mut h,
+        Offered {
+            agent_conn: _,
+            agent_id,
+            conn,
+            framework_id,
+            offer,
+        },
+    ) = Harness::offered("cpus:4;mem:1024");
     h.call(
         &framework_id,
         launch(&offer, vec![task("t1", &agent_id, "cpus:1;mem:128")]),
@@ -425,11 +462,16 @@ fn offers_on_two_agents_in_one_accept_are_refused() {
 
 #[test]
 fn task_larger_than_the_offer_is_a_task_error_and_leaks_nothing() {
-    let mut h = Harness::new();
-    let (agent_conn, agent_id) = h.add_agent("cpus:2;mem:1024");
-    let (conn, framework_id) = h.framework("f");
-    h.advance(Duration::from_millis(100));
-    let offer = h.offers(conn).remove(0);
+    let (
+        mut h,
+        Offered {
+            agent_conn,
+            agent_id,
+            conn,
+            framework_id,
+            offer,
+        },
+    ) = Harness::offered("cpus:2;mem:1024");
     h.agent_messages(agent_conn);
     h.call(
         &framework_id,
@@ -453,11 +495,16 @@ fn task_larger_than_the_offer_is_a_task_error_and_leaks_nothing() {
 
 #[test]
 fn duplicate_task_ids_are_task_errors() {
-    let mut h = Harness::new();
-    let (_, agent_id) = h.add_agent("cpus:4;mem:1024");
-    let (conn, framework_id) = h.framework("f");
-    h.advance(Duration::from_millis(100));
-    let offer = h.offers(conn).remove(0);
+    let (
+        mut h,
+        Offered {
+            agent_conn: _,
+            agent_id,
+            conn,
+            framework_id,
+            offer,
+        },
+    ) = Harness::offered("cpus:4;mem:1024");
     h.call(
         &framework_id,
         launch(
@@ -535,11 +582,16 @@ fn revive_of_a_role_the_framework_does_not_hold_is_refused() {
 
 #[test]
 fn status_updates_are_forwarded_and_acknowledgements_reach_the_agent() {
-    let mut h = Harness::new();
-    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
-    let (conn, framework_id) = h.framework("f");
-    h.advance(Duration::from_millis(100));
-    let offer = h.offers(conn).remove(0);
+    let (
+        mut h,
+        Offered {
+            agent_conn,
+            agent_id,
+            conn,
+            framework_id,
+            offer,
+        },
+    ) = Harness::offered("cpus:4;mem:1024");
     h.call(
         &framework_id,
         launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
@@ -596,11 +648,16 @@ fn acknowledging_for_an_unknown_agent_is_refused() {
 
 #[test]
 fn kill_is_forwarded_and_an_unknown_task_is_reported() {
-    let mut h = Harness::new();
-    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
-    let (conn, framework_id) = h.framework("f");
-    h.advance(Duration::from_millis(100));
-    let offer = h.offers(conn).remove(0);
+    let (
+        mut h,
+        Offered {
+            agent_conn,
+            agent_id,
+            conn,
+            framework_id,
+            offer,
+        },
+    ) = Harness::offered("cpus:4;mem:1024");
     h.call(
         &framework_id,
         launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
@@ -746,11 +803,16 @@ fn answering_pings_keeps_an_agent_alive() {
 
 #[test]
 fn agent_reregisters_with_its_tasks_and_their_resources_stay_allocated() {
-    let mut h = Harness::new();
-    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
-    let (conn, framework_id) = h.framework("f");
-    h.advance(Duration::from_millis(100));
-    let offer = h.offers(conn).remove(0);
+    let (
+        mut h,
+        Offered {
+            agent_conn,
+            agent_id,
+            conn: _,
+            framework_id,
+            offer,
+        },
+    ) = Harness::offered("cpus:4;mem:1024");
     let t = task("t", &agent_id, "cpus:1;mem:128");
     h.call(&framework_id, launch(&offer, vec![t.clone()])).expect("accept");
     h.handle(Input::AgentDisconnected { conn: agent_conn })
@@ -847,11 +909,16 @@ fn resubscription_replaces_and_closes_the_old_stream() {
 
 #[test]
 fn teardown_kills_tasks_and_frees_everything() {
-    let mut h = Harness::new();
-    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
-    let (conn, framework_id) = h.framework("f");
-    h.advance(Duration::from_millis(100));
-    let offer = h.offers(conn).remove(0);
+    let (
+        mut h,
+        Offered {
+            agent_conn,
+            agent_id,
+            conn,
+            framework_id,
+            offer,
+        },
+    ) = Harness::offered("cpus:4;mem:1024");
     h.call(
         &framework_id,
         launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
