@@ -194,13 +194,7 @@ impl Master {
         let framework_id = match info.id.clone() {
             Some(id) if self.removed_frameworks.contains(&id) => return Err(MasterError::FrameworkRemoved(id)),
             Some(id) => id,
-            None => {
-                let id = self.next_id("F");
-                FrameworkId::new(id).map_err(|e| MasterError::InvalidUpdate {
-                    framework_id: FrameworkId::new("invalid").unwrap_or_else(|_| unreachable!()),
-                    reason: e.to_string(),
-                })?
-            }
+            None => FrameworkId::new(self.next_id("F")).unwrap_or_else(|_| unreachable!("generated ids are valid")),
         };
         info.id = Some(framework_id.clone());
         let heartbeat = now + self.config.heartbeat_interval;
@@ -265,14 +259,14 @@ impl Master {
     }
 
     fn call(&mut self, now: Timestamp, FrameworkCall { framework_id, call }: FrameworkCall) -> Result<(), MasterError> {
-        let conn = self.subscribed_framework(&framework_id)?;
+        self.subscribed_framework(&framework_id)?;
         self.stats.calls += 1;
         match call {
             Call::Accept {
                 offer_ids,
                 operations,
                 filters,
-            } => self.accept(now, conn, &framework_id, offer_ids, operations, filters),
+            } => self.accept(now, &framework_id, offer_ids, operations, filters),
             Call::Decline { offer_ids, filters } => self.decline(now, &framework_id, &offer_ids, filters),
             Call::Revive { roles } => {
                 self.check_roles(&framework_id, &roles)?;
@@ -283,15 +277,15 @@ impl Master {
                 self.check_roles(&framework_id, &roles)?;
                 self.allocator.suppress(&framework_id, &roles);
             }
-            Call::Kill { task_id, agent_id } => self.kill(now, conn, &framework_id, task_id, agent_id),
+            Call::Kill { task_id, agent_id } => self.kill(now, &framework_id, task_id, agent_id),
             Call::Acknowledge {
                 agent_id,
                 task_id,
                 uuid,
             } => self.acknowledge(&framework_id, agent_id, task_id, uuid)?,
-            Call::Reconcile { tasks } => self.reconcile(now, conn, &framework_id, tasks),
+            Call::Reconcile { tasks } => self.reconcile(now, &framework_id, tasks),
             Call::Teardown => self.remove_framework(now, &framework_id),
-            Call::UpdateFramework(info) => self.update_framework(&framework_id, info)?,
+            Call::UpdateFramework(info) => self.update_framework(now, &framework_id, info)?,
         }
         Ok(())
     }
@@ -311,7 +305,12 @@ impl Master {
         }
     }
 
-    fn update_framework(&mut self, framework_id: &FrameworkId, mut info: FrameworkInfo) -> Result<(), MasterError> {
+    fn update_framework(
+        &mut self,
+        now: Timestamp,
+        framework_id: &FrameworkId,
+        mut info: FrameworkInfo,
+    ) -> Result<(), MasterError> {
         let Some(framework) = self.frameworks.get_mut(framework_id) else {
             return Err(MasterError::UnknownFramework(framework_id.clone()));
         };
@@ -339,7 +338,7 @@ impl Master {
                 .collect();
             self.allocator.update_framework_roles(framework_id, &roles);
             for offer_id in stale {
-                self.rescind_offer(Timestamp::ZERO, &offer_id);
+                self.rescind_offer(now, &offer_id);
             }
             self.request_allocation();
         }
@@ -481,7 +480,7 @@ impl Master {
 
     // ----- offers -----------------------------------------------------------
 
-    fn make_offers(&mut self, allocations: Vec<Allocation>) {
+    fn make_offers(&mut self, now: Timestamp, allocations: Vec<Allocation>) {
         let mut by_framework: BTreeMap<FrameworkId, Vec<Offer>> = BTreeMap::new();
         for allocation in allocations {
             let offer_id = OfferId::new(self.next_id("O")).unwrap_or_else(|_| unreachable!("generated ids are valid"));
@@ -515,7 +514,7 @@ impl Master {
                     // The allocator only serves active frameworks, so this
                     // cannot happen; if it does, nothing must leak.
                     for offer in offers {
-                        self.rescind_offer(Timestamp::ZERO, &offer.id);
+                        self.rescind_offer(now, &offer.id);
                     }
                 }
             }
@@ -613,7 +612,6 @@ impl Master {
     fn accept(
         &mut self,
         now: Timestamp,
-        conn: ConnectionId,
         framework_id: &FrameworkId,
         offer_ids: Vec<OfferId>,
         operations: Vec<Operation>,
@@ -740,8 +738,6 @@ impl Master {
                 );
             }
         }
-        let _ = conn;
-
         for (role, unused) in pool {
             if !unused.is_empty() {
                 self.allocator
@@ -794,14 +790,7 @@ impl Master {
 
     // ----- tasks ------------------------------------------------------------
 
-    fn kill(
-        &mut self,
-        now: Timestamp,
-        conn: ConnectionId,
-        framework_id: &FrameworkId,
-        task_id: TaskId,
-        agent_id: Option<AgentId>,
-    ) {
+    fn kill(&mut self, now: Timestamp, framework_id: &FrameworkId, task_id: TaskId, agent_id: Option<AgentId>) {
         let task = self.frameworks.get(framework_id).and_then(|f| f.tasks.get(&task_id));
         match task {
             Some(task) if !task.state.is_terminal() => {
@@ -818,7 +807,6 @@ impl Master {
             }
             Some(_) => {}
             None => {
-                let _ = conn;
                 let status = Self::master_status(
                     now,
                     task_id,
@@ -872,14 +860,7 @@ impl Master {
         Ok(())
     }
 
-    fn reconcile(
-        &mut self,
-        now: Timestamp,
-        conn: ConnectionId,
-        framework_id: &FrameworkId,
-        tasks: Vec<(TaskId, Option<AgentId>)>,
-    ) {
-        let _ = conn;
+    fn reconcile(&mut self, now: Timestamp, framework_id: &FrameworkId, tasks: Vec<(TaskId, Option<AgentId>)>) {
         let mut answers = Vec::new();
         let Some(framework) = self.frameworks.get(framework_id) else {
             return;
@@ -1232,7 +1213,6 @@ impl Master {
         }
         self.allocator.remove_agent(agent_id);
         self.stats.agents_unreachable += 1;
-        let mut frameworks = BTreeSet::new();
         for (framework_id, task_id) in tasks {
             let Some(task) = self
                 .frameworks
@@ -1241,7 +1221,6 @@ impl Master {
             else {
                 continue;
             };
-            frameworks.insert(framework_id.clone());
             if task.state.is_terminal() {
                 continue;
             }
@@ -1267,7 +1246,6 @@ impl Master {
                 },
             });
         }
-        let _ = frameworks;
     }
 
     // ----- timers -----------------------------------------------------------
@@ -1338,7 +1316,7 @@ impl Master {
         self.next_allocation = now + self.config.allocation_interval;
         self.stats.allocation_cycles += 1;
         let allocations = self.allocator.allocate(now, &mut self.rng);
-        self.make_offers(allocations);
+        self.make_offers(now, allocations);
     }
 
     /// Checks the bookkeeping invariants; `Err` says which one broke. Tests
