@@ -274,6 +274,20 @@ impl<C: Containerizer> AgentCore<C> {
                 self.kill_task(ContainerId::new(framework_id, task_id), None);
             }
             MasterMessage::ShutdownFramework { framework_id } => self.shutdown_framework(framework_id),
+            MasterMessage::ReadFile {
+                request_id,
+                framework_id,
+                task_id,
+                file,
+                offset,
+                max_bytes,
+            } => self.out.push_back(Output::ReadFile {
+                request_id,
+                container: ContainerId::new(framework_id, task_id),
+                file,
+                offset,
+                max_bytes,
+            }),
             MasterMessage::Acknowledge {
                 framework_id,
                 task_id,

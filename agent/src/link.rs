@@ -311,6 +311,21 @@ impl Driver {
                     info!(%state, "task state");
                 }
                 Output::Warning(warning) => warn!(%warning),
+                Output::ReadFile {
+                    request_id, container, ..
+                } => {
+                    // The simulated containerizer runs no process and keeps no sandbox.
+                    let answer = AgentMessage::FileData {
+                        request_id,
+                        result: Err(format!(
+                            "task {} has no sandbox: the simulated containerizer runs no process",
+                            container.task_id
+                        )),
+                    };
+                    if let Some(tx) = conn.sender() {
+                        let _ = tx.send(answer.into());
+                    }
+                }
             }
         }
         next

@@ -2,7 +2,7 @@
 //! asks for (a stale offer, a task that does not fit) are not errors: they
 //! come back to the framework as status updates, as in Mesos.
 
-use agora_proto::{AgentId, FrameworkId};
+use agora_proto::{AgentId, FrameworkId, TaskId};
 
 /// Why the master refused a call.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +35,17 @@ pub enum MasterError {
         framework_id: FrameworkId,
         /// What was wrong.
         reason: String,
+    },
+    /// No framework has a task with this id.
+    #[error("no task {0} is known to this master")]
+    UnknownTask(TaskId),
+    /// Several frameworks have a task with this id.
+    #[error("tasks named {task_id} belong to several frameworks ({}); name the framework", frameworks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    AmbiguousTask {
+        /// The task id.
+        task_id: TaskId,
+        /// The frameworks that have such a task.
+        frameworks: Vec<FrameworkId>,
     },
     /// The connection is already subscribed under another framework.
     #[error("this stream is already subscribed as framework {0}")]

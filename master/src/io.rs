@@ -1,6 +1,8 @@
 //! What goes into the master core and what comes out of it.
 
-use agora_proto::{AgentMessage, Event, FrameworkCall, FrameworkInfo, MasterMessage};
+use agora_proto::{
+    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, SandboxFile, TaskId,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -47,6 +49,29 @@ pub enum Input {
         /// The stream.
         conn: ConnectionId,
     },
+    /// An operator reads part of a task's sandbox file; answered by
+    /// [`Output::FileRead`] with the same `request`.
+    ReadFile {
+        /// Chosen by the driver to match the answer.
+        request: u64,
+        /// Needed only when two frameworks have tasks with this id.
+        framework_id: Option<FrameworkId>,
+        /// The task.
+        task_id: TaskId,
+        /// Which file.
+        file: SandboxFile,
+        /// Where to start.
+        offset: u64,
+        /// At most this many bytes.
+        max_bytes: u64,
+    },
+    /// An operator kills a task.
+    KillTask {
+        /// Needed only when two frameworks have tasks with this id.
+        framework_id: Option<FrameworkId>,
+        /// The task.
+        task_id: TaskId,
+    },
     /// Time passed: fire whatever timers are due.
     Tick,
 }
@@ -79,5 +104,13 @@ pub enum Output {
     CloseAgent {
         /// The stream.
         conn: ConnectionId,
+    },
+    /// The answer to [`Input::ReadFile`]: a chunk, or why it cannot be read
+    /// (the agent is gone, or the file does not exist).
+    FileRead {
+        /// The request answered.
+        request: u64,
+        /// The chunk or the reason.
+        result: Result<FileChunk, String>,
     },
 }

@@ -13,8 +13,8 @@ use crate::io::{ConnectionId, Input, Output};
 use crate::state::{AgentStatus, Stats, TaskRecord};
 use agora_proto::{
     AgentId, AgentInfo, AgentMessage, Call, Capability, Event, Filters, FrameworkCall, FrameworkId, FrameworkInfo,
-    MasterMessage, Offer, OfferId, Operation, Resources, RunningTask, StatusUuid, TaskId, TaskInfo, TaskReason,
-    TaskSource, TaskState, TaskStatus, Timestamp,
+    MasterMessage, Offer, OfferId, Operation, Resources, RunningTask, SandboxFile, StatusUuid, TaskId, TaskInfo,
+    TaskReason, TaskSource, TaskState, TaskStatus, TaskUsage, Timestamp,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -38,6 +38,8 @@ pub struct Task {
     pub state: TaskState,
     /// The latest status received for it.
     pub last_status: Option<TaskStatus>,
+    /// The latest usage its agent reported.
+    pub usage: Option<TaskUsage>,
     /// Whether its resources went back to the allocator (it ended).
     resources_recovered: bool,
 }
@@ -86,6 +88,8 @@ pub struct Master {
     agent_conns: BTreeMap<ConnectionId, Option<AgentId>>,
     pub(crate) offers: BTreeMap<OfferId, Offer>,
     pub(crate) completed_tasks: VecDeque<TaskRecord>,
+    /// Sandbox reads waiting for their agent's answer, by request.
+    pending_reads: BTreeMap<u64, AgentId>,
     outputs: VecDeque<Output>,
     next_seq: u64,
     allocation_pending: bool,
@@ -114,6 +118,7 @@ impl Master {
             agent_conns: BTreeMap::new(),
             offers: BTreeMap::new(),
             completed_tasks: VecDeque::new(),
+            pending_reads: BTreeMap::new(),
             outputs: VecDeque::new(),
             next_seq: 0,
             allocation_pending: false,
@@ -141,6 +146,15 @@ impl Master {
             Input::FrameworkDisconnected { conn } => self.framework_disconnected(now, conn),
             Input::Agent { conn, message } => self.agent_message(now, conn, message),
             Input::AgentDisconnected { conn } => self.agent_disconnected(now, conn),
+            Input::ReadFile {
+                request,
+                framework_id,
+                task_id,
+                file,
+                offset,
+                max_bytes,
+            } => self.read_file(request, framework_id.as_ref(), task_id, file, offset, max_bytes)?,
+            Input::KillTask { framework_id, task_id } => self.operator_kill(now, framework_id.as_ref(), task_id)?,
             Input::Tick => self.tick(now),
         }
         Ok(())
@@ -733,6 +747,7 @@ impl Master {
                         role,
                         state: TaskState::Staging,
                         last_status: None,
+                        usage: None,
                         resources_recovered: false,
                     },
                 );
@@ -927,6 +942,30 @@ impl Master {
                 self.status_update(now, &agent_id, conn, framework_id, status);
             }
             (AgentMessage::Pong, Some(agent_id)) => self.touch_agent(now, &agent_id),
+            (AgentMessage::FileData { request_id, result }, Some(agent_id)) => {
+                self.touch_agent(now, &agent_id);
+                // Only the agent asked may answer.
+                if self.pending_reads.get(&request_id) == Some(&agent_id) {
+                    self.pending_reads.remove(&request_id);
+                    self.push(Output::FileRead {
+                        request: request_id,
+                        result,
+                    });
+                }
+            }
+            (AgentMessage::Usage(reports), Some(agent_id)) => {
+                self.touch_agent(now, &agent_id);
+                for (framework_id, task_id, usage) in reports {
+                    if let Some(task) = self
+                        .frameworks
+                        .get_mut(&framework_id)
+                        .and_then(|f| f.tasks.get_mut(&task_id))
+                        && task.info.agent_id == agent_id
+                    {
+                        task.usage = Some(usage);
+                    }
+                }
+            }
             (_, None) => {
                 self.push(Output::ToAgent {
                     conn,
@@ -1045,6 +1084,7 @@ impl Master {
                 role: role.clone(),
                 state,
                 last_status: None,
+                usage: None,
                 resources_recovered: false,
             });
             entry.state = state;
@@ -1187,6 +1227,7 @@ impl Master {
         agent.status = AgentStatus::Disconnected;
         agent.deadline = now + timeout;
         let offers: Vec<OfferId> = agent.offers.iter().cloned().collect();
+        self.fail_reads(&agent_id);
         self.allocator.set_agent_active(&agent_id, false);
         for offer_id in offers {
             self.rescind_offer(now, &offer_id);
@@ -1208,6 +1249,7 @@ impl Master {
             self.agent_conns.remove(&conn);
             self.push(Output::CloseAgent { conn });
         }
+        self.fail_reads(agent_id);
         for offer_id in offers {
             self.rescind_offer(now, &offer_id);
         }
@@ -1246,6 +1288,106 @@ impl Master {
                 },
             });
         }
+    }
+
+    // ----- operators --------------------------------------------------------
+
+    /// Finds a task by id among live tasks, then among recently ended ones;
+    /// returns its framework and agent.
+    fn locate_task(
+        &self,
+        framework_id: Option<&FrameworkId>,
+        task_id: &TaskId,
+    ) -> Result<(FrameworkId, AgentId), MasterError> {
+        let live: Vec<(&FrameworkId, &Task)> = self
+            .frameworks
+            .iter()
+            .filter(|(id, _)| framework_id.is_none_or(|f| f == *id))
+            .filter_map(|(id, f)| f.tasks.get(task_id).map(|t| (id, t)))
+            .collect();
+        match live.as_slice() {
+            [(id, task)] => return Ok(((*id).clone(), task.info.agent_id.clone())),
+            [] => {}
+            many => {
+                return Err(MasterError::AmbiguousTask {
+                    task_id: task_id.clone(),
+                    frameworks: many.iter().map(|(id, _)| (*id).clone()).collect(),
+                });
+            }
+        }
+        self.completed_tasks
+            .iter()
+            .rev()
+            .find(|t| &t.task.task_id == task_id && framework_id.is_none_or(|f| f == &t.framework_id))
+            .map(|t| (t.framework_id.clone(), t.task.agent_id.clone()))
+            .ok_or_else(|| MasterError::UnknownTask(task_id.clone()))
+    }
+
+    fn read_file(
+        &mut self,
+        request: u64,
+        framework_id: Option<&FrameworkId>,
+        task_id: TaskId,
+        file: SandboxFile,
+        offset: u64,
+        max_bytes: u64,
+    ) -> Result<(), MasterError> {
+        let (framework_id, agent_id) = self.locate_task(framework_id, &task_id)?;
+        let Some(conn) = self.agents.get(&agent_id).and_then(|a| a.conn) else {
+            self.push(Output::FileRead {
+                request,
+                result: Err(format!("agent {agent_id} of task {task_id} is not connected")),
+            });
+            return Ok(());
+        };
+        self.pending_reads.insert(request, agent_id);
+        self.push(Output::ToAgent {
+            conn,
+            message: MasterMessage::ReadFile {
+                request_id: request,
+                framework_id,
+                task_id,
+                file,
+                offset,
+                max_bytes,
+            },
+        });
+        Ok(())
+    }
+
+    /// Reads waiting on an agent that went away will never be answered.
+    fn fail_reads(&mut self, agent_id: &AgentId) {
+        let failed: Vec<u64> = self
+            .pending_reads
+            .iter()
+            .filter(|(_, a)| *a == agent_id)
+            .map(|(r, _)| *r)
+            .collect();
+        for request in failed {
+            self.pending_reads.remove(&request);
+            self.push(Output::FileRead {
+                request,
+                result: Err(format!("agent {agent_id} disconnected before answering")),
+            });
+        }
+    }
+
+    fn operator_kill(
+        &mut self,
+        now: Timestamp,
+        framework_id: Option<&FrameworkId>,
+        task_id: TaskId,
+    ) -> Result<(), MasterError> {
+        let (framework_id, agent_id) = self.locate_task(framework_id, &task_id)?;
+        let live = self
+            .frameworks
+            .get(&framework_id)
+            .and_then(|f| f.tasks.get(&task_id))
+            .is_some_and(|t| !t.state.is_terminal());
+        if live {
+            self.kill(now, &framework_id, task_id, Some(agent_id));
+        }
+        Ok(())
     }
 
     // ----- timers -----------------------------------------------------------

@@ -3,7 +3,8 @@
 
 use crate::master::{Master, Task};
 use agora_proto::{
-    AgentId, AgentInfo, FrameworkId, FrameworkInfo, Offer, Resources, TaskInfo, TaskState, TaskStatus, Timestamp, pb,
+    AgentId, AgentInfo, FrameworkId, FrameworkInfo, Offer, Resources, TaskInfo, TaskState, TaskStatus, TaskUsage,
+    Timestamp, pb,
 };
 use serde::Serialize;
 
@@ -88,6 +89,8 @@ pub struct TaskRecord {
     pub state: TaskState,
     /// The latest status received for it.
     pub last_status: Option<TaskStatus>,
+    /// The latest usage its agent reported.
+    pub usage: Option<TaskUsage>,
 }
 
 impl From<&Task> for TaskRecord {
@@ -97,6 +100,7 @@ impl From<&Task> for TaskRecord {
             task: task.info.clone(),
             state: task.state,
             last_status: task.last_status.clone(),
+            usage: task.usage,
         }
     }
 }
@@ -108,6 +112,7 @@ impl TaskRecord {
             task,
             state: status.state,
             last_status: Some(status),
+            usage: None,
         }
     }
 }
@@ -119,6 +124,7 @@ impl From<TaskRecord> for pb::TaskRecord {
             task: Some(t.task.into()),
             state: t.state.into(),
             last_status: t.last_status.map(Into::into),
+            usage: t.usage.map(Into::into),
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::error::{ProtoError, required};
 use crate::ids::{AgentId, FrameworkId, TaskId, optional_id, required_id};
 use crate::offer::AgentInfo;
 use crate::pb;
+use crate::sandbox::{FileChunk, SandboxFile, TaskUsage};
 use crate::task::{StatusUuid, TaskInfo, TaskState, TaskStatus};
 use crate::time::duration_from_secs;
 use std::time::Duration;
@@ -42,6 +43,15 @@ pub enum AgentMessage {
     },
     /// An answer to [`MasterMessage::Ping`].
     Pong,
+    /// An answer to [`MasterMessage::ReadFile`].
+    FileData {
+        /// The request answered.
+        request_id: u64,
+        /// The chunk, or why the file cannot be read.
+        result: Result<FileChunk, String>,
+    },
+    /// Usage of the agent's running tasks.
+    Usage(Vec<(FrameworkId, TaskId, TaskUsage)>),
 }
 
 /// From the master to an agent.
@@ -87,6 +97,21 @@ pub enum MasterMessage {
     },
     /// Are you alive?
     Ping,
+    /// Read part of a file in a task's sandbox; answered with [`AgentMessage::FileData`].
+    ReadFile {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// Whose task it is.
+        framework_id: FrameworkId,
+        /// The task.
+        task_id: TaskId,
+        /// Which file.
+        file: SandboxFile,
+        /// Where to start.
+        offset: u64,
+        /// At most this many bytes.
+        max_bytes: u64,
+    },
     /// The master refuses the agent; the message says why.
     Error(String),
 }
@@ -113,6 +138,33 @@ impl TryFrom<pb::AgentMessage> for AgentMessage {
                     .map_err(|e| e.within("status_update.status"))?,
             },
             M::Pong(_) => Self::Pong,
+            M::FileData(d) => Self::FileData {
+                request_id: d.request_id,
+                result: if d.error.is_empty() {
+                    Ok(FileChunk {
+                        data: d.data,
+                        offset: d.offset,
+                        size: d.size,
+                    })
+                } else {
+                    Err(d.error)
+                },
+            },
+            M::Usage(u) => Self::Usage(
+                u.tasks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let field = format!("usage.tasks[{i}]");
+                        Ok((
+                            required_id(t.framework_id, "framework_id").map_err(|e| e.within(&field))?,
+                            required_id(t.task_id, "task_id").map_err(|e| e.within(&field))?,
+                            TaskUsage::try_from(required(t.usage, "usage").map_err(|e| e.within(&field))?)
+                                .map_err(|e| e.within(&format!("{field}.usage")))?,
+                        ))
+                    })
+                    .collect::<Result<_, ProtoError>>()?,
+            ),
         })
     }
 }
@@ -146,6 +198,30 @@ impl From<AgentMessage> for pb::AgentMessage {
                 status: Some(status.into()),
             }),
             AgentMessage::Pong => M::Pong(pb::Pong {}),
+            AgentMessage::FileData { request_id, result } => M::FileData(match result {
+                Ok(chunk) => pb::FileData {
+                    request_id,
+                    data: chunk.data,
+                    offset: chunk.offset,
+                    size: chunk.size,
+                    error: String::new(),
+                },
+                Err(error) => pb::FileData {
+                    request_id,
+                    error,
+                    ..Default::default()
+                },
+            }),
+            AgentMessage::Usage(tasks) => M::Usage(pb::UsageReport {
+                tasks: tasks
+                    .into_iter()
+                    .map(|(framework_id, task_id, usage)| pb::TaskUsageReport {
+                        framework_id: Some(framework_id.into()),
+                        task_id: Some(task_id.into()),
+                        usage: Some(usage.into()),
+                    })
+                    .collect(),
+            }),
         };
         Self { message: Some(message) }
     }
@@ -183,6 +259,14 @@ impl TryFrom<pb::MasterMessage> for MasterMessage {
             },
             M::Ping(_) => Self::Ping,
             M::Error(message) => Self::Error(message),
+            M::ReadFile(r) => Self::ReadFile {
+                request_id: r.request_id,
+                framework_id: required_id(r.framework_id, "read_file.framework_id")?,
+                task_id: required_id(r.task_id, "read_file.task_id")?,
+                file: SandboxFile::from_wire(r.file, "read_file.file")?,
+                offset: r.offset,
+                max_bytes: r.max_bytes,
+            },
         })
     }
 }
@@ -220,6 +304,21 @@ impl From<MasterMessage> for pb::MasterMessage {
             }),
             MasterMessage::Ping => M::Ping(pb::Ping {}),
             MasterMessage::Error(message) => M::Error(message),
+            MasterMessage::ReadFile {
+                request_id,
+                framework_id,
+                task_id,
+                file,
+                offset,
+                max_bytes,
+            } => M::ReadFile(pb::ReadFile {
+                request_id,
+                framework_id: Some(framework_id.into()),
+                task_id: Some(task_id.into()),
+                file: file.into(),
+                offset,
+                max_bytes,
+            }),
         };
         Self { message: Some(message) }
     }

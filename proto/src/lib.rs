@@ -25,6 +25,7 @@ mod framework;
 mod ids;
 mod offer;
 pub mod resources;
+mod sandbox;
 mod scheduler;
 mod task;
 mod time;
@@ -35,6 +36,7 @@ pub use framework::{Capability, DEFAULT_ROLE, Filters, FrameworkInfo, validate_r
 pub use ids::{AgentId, FrameworkId, MAX_ID_LEN, OfferId, TaskId, validate_id};
 pub use offer::{AgentInfo, AttributeError, Attributes, Offer, Operation};
 pub use resources::{RangeSet, ResourceError, ResourceKey, Resources, Scalar};
+pub use sandbox::{FileChunk, SandboxFile, TaskUsage};
 pub use scheduler::{Call, Event, FrameworkCall, WireCall};
 pub use task::{CommandInfo, StatusUuid, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus};
 pub use time::{Timestamp, duration_from_secs};

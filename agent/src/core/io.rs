@@ -3,7 +3,7 @@
 
 use crate::containerizer::{ContainerId, ExitStatus};
 use crate::status_updates::RetryPolicy;
-use agora_proto::{AgentId, AgentInfo, AgentMessage, MasterMessage, StatusUuid, TaskState};
+use agora_proto::{AgentId, AgentInfo, AgentMessage, MasterMessage, SandboxFile, StatusUuid, TaskState};
 use std::time::Duration;
 
 /// What the core needs to know about its agent.
@@ -86,6 +86,20 @@ pub enum Output {
     },
     /// Something unexpected that the core ignored or worked around.
     Warning(Warning),
+    /// Read part of a sandbox file and answer with `AgentMessage::FileData`
+    /// (file I/O is the driver's job).
+    ReadFile {
+        /// Echo in the answer.
+        request_id: u64,
+        /// The task's container.
+        container: ContainerId,
+        /// Which file.
+        file: SandboxFile,
+        /// Where to start.
+        offset: u64,
+        /// At most this many bytes.
+        max_bytes: u64,
+    },
 }
 
 /// Why the core gave up on the current stream.

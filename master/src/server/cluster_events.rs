@@ -96,7 +96,7 @@ impl ClusterEvents {
                 self.framework_of.remove(conn);
             }
             Output::ToAgent { conn, message } => self.agent_message(*conn, message),
-            Output::CloseAgent { .. } => {}
+            Output::CloseAgent { .. } | Output::FileRead { .. } => {}
         }
     }
 
@@ -130,6 +130,7 @@ impl ClusterEvents {
                         task: None,
                         state: status.state.into(),
                         last_status: Some(status.clone().into()),
+                        usage: None,
                     })
                 });
             }
@@ -161,6 +162,7 @@ impl ClusterEvents {
                     task: Some(task.clone().into()),
                     state: TaskState::Staging.into(),
                     last_status: None,
+                    usage: None,
                 })
             }),
             _ => {}

@@ -18,7 +18,10 @@
 use super::cluster_events::ClusterEvents;
 use super::metrics::Metrics;
 use crate::{ClusterState, ConnectionId, Input, Master, MasterError, Output};
-use agora_proto::{AgentMessage, Event, FrameworkCall, FrameworkInfo, MasterMessage, Timestamp, pb};
+use agora_proto::{
+    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, SandboxFile, TaskId,
+    Timestamp, pb,
+};
 use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -46,6 +49,9 @@ pub(crate) struct CoreGone;
 
 type Reply<T> = oneshot::Sender<T>;
 
+/// A chunk of a sandbox file, or why the agent could not read it.
+pub(crate) type FileRead = Result<FileChunk, String>;
+
 /// What the services ask of the core loop.
 #[derive(Debug)]
 enum Command {
@@ -68,6 +74,15 @@ enum Command {
     },
     /// An agent sent something malformed: tell it why and close its stream.
     RejectAgent { conn: ConnectionId, reason: String },
+    /// Read part of a task's sandbox file; the reply comes when its agent answers.
+    ReadFile {
+        framework_id: Option<FrameworkId>,
+        task_id: TaskId,
+        file: SandboxFile,
+        offset: u64,
+        max_bytes: u64,
+        reply: Reply<Result<FileRead, MasterError>>,
+    },
     /// A snapshot of the cluster.
     State(Reply<ClusterState>),
     /// Bring the metrics up to date before they are rendered.
@@ -104,6 +119,8 @@ pub(crate) fn new(master: Master, metrics: Metrics) -> (CoreHandle, CoreLoop) {
         frameworks: HashMap::new(),
         agents: HashMap::new(),
         follow_ups: VecDeque::new(),
+        reads: HashMap::new(),
+        next_read: 0,
         last_tick: None,
         events: ClusterEvents::new(),
         metrics,
@@ -194,6 +211,39 @@ impl CoreHandle {
         self.send(Command::RejectAgent { conn, reason }).await
     }
 
+    /// Reads part of a task's sandbox file through its agent.
+    pub(crate) async fn read_file(
+        &self,
+        framework_id: Option<FrameworkId>,
+        task_id: TaskId,
+        file: SandboxFile,
+        offset: u64,
+        max_bytes: u64,
+    ) -> Result<Result<FileRead, MasterError>, CoreGone> {
+        self.ask(|reply| Command::ReadFile {
+            framework_id,
+            task_id,
+            file,
+            offset,
+            max_bytes,
+            reply,
+        })
+        .await
+    }
+
+    /// Kills a task on behalf of an operator.
+    pub(crate) async fn kill_task(
+        &self,
+        framework_id: Option<FrameworkId>,
+        task_id: TaskId,
+    ) -> Result<Result<(), MasterError>, CoreGone> {
+        self.ask(|reply| Command::Input {
+            input: Input::KillTask { framework_id, task_id },
+            reply: Some(reply),
+        })
+        .await
+    }
+
     /// A snapshot of the cluster.
     pub(crate) async fn state(&self) -> Result<ClusterState, CoreGone> {
         self.ask(Command::State).await
@@ -266,6 +316,9 @@ pub(crate) struct CoreLoop {
     /// Disconnections discovered while routing outputs, fed after the input
     /// that caused them.
     follow_ups: VecDeque<Input>,
+    /// Sandbox reads waiting for their agent, by request number.
+    reads: HashMap<u64, Reply<Result<FileRead, MasterError>>>,
+    next_read: u64,
     /// The time of the last tick, to notice a timer the tick did not clear.
     last_tick: Option<Timestamp>,
     events: ClusterEvents,
@@ -345,6 +398,31 @@ impl CoreLoop {
                     let _ = messages.try_send(MasterMessage::Error(reason));
                 }
                 let _ = self.feed(Input::AgentDisconnected { conn });
+            }
+            Command::ReadFile {
+                framework_id,
+                task_id,
+                file,
+                offset,
+                max_bytes,
+                reply,
+            } => {
+                self.next_read += 1;
+                let request = self.next_read;
+                self.reads.insert(request, reply);
+                let result = self.feed(Input::ReadFile {
+                    request,
+                    framework_id,
+                    task_id,
+                    file,
+                    offset,
+                    max_bytes,
+                });
+                if let Err(refusal) = result
+                    && let Some(reply) = self.reads.remove(&request)
+                {
+                    let _ = reply.send(Err(refusal));
+                }
             }
             Command::State(reply) => {
                 let _ = reply.send(self.master.state());
@@ -427,6 +505,11 @@ impl CoreLoop {
             Output::CloseAgent { conn } => {
                 tracing::debug!(%conn, "closing agent stream");
                 self.agents.remove(&conn);
+            }
+            Output::FileRead { request, result } => {
+                if let Some(reply) = self.reads.remove(&request) {
+                    let _ = reply.send(Ok(result));
+                }
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use super::core_loop::CoreHandle;
 use super::status::ServiceError;
-use agora_proto::pb;
+use agora_proto::{FrameworkId, ProtoError, SandboxFile, TaskId, pb};
 use std::pin::Pin;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -22,6 +22,19 @@ impl OperatorService {
     }
 }
 
+/// Bytes a read returns when the caller names no limit.
+const DEFAULT_READ: u64 = 64 * 1024;
+/// The most a single read returns, to bound a message's size.
+const MAX_READ: u64 = 1024 * 1024;
+
+fn required_id<W, D>(value: Option<W>, field: &str) -> Result<D, Status>
+where
+    D: TryFrom<W, Error = ProtoError>,
+{
+    let wire = value.ok_or_else(|| ServiceError::from(ProtoError::missing(field)))?;
+    D::try_from(wire).map_err(|e| ServiceError::from(e.within(field)).into())
+}
+
 /// The stream of cluster events of one watcher.
 pub(crate) type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::ClusterEvent, Status>> + Send>>;
 
@@ -30,6 +43,50 @@ impl pb::operator_server::Operator for OperatorService {
     async fn get_state(&self, _request: Request<pb::GetStateRequest>) -> Result<Response<pb::ClusterState>, Status> {
         let state = self.core.state().await.map_err(ServiceError::from)?;
         Ok(Response::new(state.into()))
+    }
+
+    async fn read_file(&self, request: Request<pb::ReadFileRequest>) -> Result<Response<pb::ReadFileResponse>, Status> {
+        let request = request.into_inner();
+        let task_id: TaskId = required_id(request.task_id, "task_id")?;
+        let framework_id = request
+            .framework_id
+            .map(FrameworkId::try_from)
+            .transpose()
+            .map_err(|e| ServiceError::from(e.within("framework_id")))?;
+        let file = SandboxFile::from_wire(request.file, "file").map_err(ServiceError::from)?;
+        let max_bytes = match request.max_bytes {
+            0 => DEFAULT_READ,
+            n => n.min(MAX_READ),
+        };
+        let read = self
+            .core
+            .read_file(framework_id, task_id.clone(), file, request.offset, max_bytes)
+            .await
+            .map_err(ServiceError::from)?
+            .map_err(ServiceError::from)?;
+        let chunk =
+            read.map_err(|reason| Status::unavailable(format!("cannot read {file} of task {task_id}: {reason}")))?;
+        Ok(Response::new(pb::ReadFileResponse {
+            data: chunk.data,
+            offset: chunk.offset,
+            size: chunk.size,
+        }))
+    }
+
+    async fn kill_task(&self, request: Request<pb::KillTaskRequest>) -> Result<Response<pb::KillTaskResponse>, Status> {
+        let request = request.into_inner();
+        let task_id: TaskId = required_id(request.task_id, "task_id")?;
+        let framework_id = request
+            .framework_id
+            .map(FrameworkId::try_from)
+            .transpose()
+            .map_err(|e| ServiceError::from(e.within("framework_id")))?;
+        self.core
+            .kill_task(framework_id, task_id)
+            .await
+            .map_err(ServiceError::from)?
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(pb::KillTaskResponse {}))
     }
 
     type WatchEventsStream = WatchStream;

@@ -25,7 +25,10 @@ impl From<ServiceError> for Status {
         match error {
             ServiceError::Invalid(_) => Self::invalid_argument(message),
             ServiceError::Refused(refusal) => match refusal {
-                MasterError::UnknownFramework(_) | MasterError::UnknownAgent(_) => Self::not_found(message),
+                MasterError::UnknownFramework(_) | MasterError::UnknownAgent(_) | MasterError::UnknownTask(_) => {
+                    Self::not_found(message)
+                }
+                MasterError::AmbiguousTask { .. } => Self::invalid_argument(message),
                 MasterError::FrameworkNotSubscribed(_)
                 | MasterError::FrameworkRemoved(_)
                 | MasterError::ConnectionInUse(_) => Self::failed_precondition(message),
