@@ -52,6 +52,7 @@
 //! restarted agent recovers its tasks.
 
 pub mod containerizer;
+pub mod detect;
 
 mod config;
 mod core;
