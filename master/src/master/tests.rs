@@ -995,3 +995,201 @@ fn two_equal_frameworks_converge_to_equal_shares() {
         "shares differ by more than one task: {sa} vs {sb}"
     );
 }
+
+#[test]
+fn sandbox_reads_go_to_the_task_agent_and_answers_come_back() {
+    let (
+        mut h,
+        Offered {
+            agent_conn,
+            agent_id,
+            framework_id,
+            offer,
+            ..
+        },
+    ) = Harness::offered("cpus:4;mem:1024");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
+    h.agent_messages(agent_conn);
+    let task_id = TaskId::new("t").expect("valid");
+    h.handle(Input::ReadFile {
+        request: 7,
+        framework_id: None,
+        task_id: task_id.clone(),
+        file: SandboxFile::Stdout,
+        offset: 0,
+        max_bytes: 100,
+    })
+    .expect("read");
+    assert!(matches!(
+        &h.agent_messages(agent_conn)[..],
+        [MasterMessage::ReadFile {
+            request_id: 7,
+            file: SandboxFile::Stdout,
+            ..
+        }]
+    ));
+    let chunk = agora_proto::FileChunk {
+        data: b"hello\n".to_vec(),
+        offset: 0,
+        size: 6,
+    };
+    // An answer from another agent for the same request is ignored.
+    let (other_conn, _) = h.add_agent("cpus:1;mem:64");
+    h.handle(Input::Agent {
+        conn: other_conn,
+        message: AgentMessage::FileData {
+            request_id: 7,
+            result: Err("spoofed".into()),
+        },
+    })
+    .expect("ignored");
+    h.handle(Input::Agent {
+        conn: agent_conn,
+        message: AgentMessage::FileData {
+            request_id: 7,
+            result: Ok(chunk.clone()),
+        },
+    })
+    .expect("answer");
+    let answers: Vec<Output> = h
+        .take()
+        .into_iter()
+        .filter(|o| matches!(o, Output::FileRead { .. }))
+        .collect();
+    assert_eq!(
+        answers,
+        [Output::FileRead {
+            request: 7,
+            result: Ok(chunk)
+        }]
+    );
+}
+
+#[test]
+fn a_read_pending_on_an_agent_that_disconnects_fails() {
+    let (
+        mut h,
+        Offered {
+            agent_conn,
+            agent_id,
+            framework_id,
+            offer,
+            ..
+        },
+    ) = Harness::offered("cpus:4;mem:1024");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
+    h.handle(Input::ReadFile {
+        request: 1,
+        framework_id: None,
+        task_id: TaskId::new("t").expect("valid"),
+        file: SandboxFile::Stderr,
+        offset: 0,
+        max_bytes: 10,
+    })
+    .expect("read");
+    h.take();
+    h.handle(Input::AgentDisconnected { conn: agent_conn })
+        .expect("disconnect");
+    assert!(
+        h.take()
+            .iter()
+            .any(|o| matches!(o, Output::FileRead { request: 1, result: Err(m) } if m.contains("disconnected")))
+    );
+}
+
+#[test]
+fn reads_and_kills_of_unknown_tasks_are_refused() {
+    let mut h = Harness::new();
+    let ghost = TaskId::new("ghost").expect("valid");
+    assert_eq!(
+        h.handle(Input::ReadFile {
+            request: 1,
+            framework_id: None,
+            task_id: ghost.clone(),
+            file: SandboxFile::Stdout,
+            offset: 0,
+            max_bytes: 1,
+        }),
+        Err(MasterError::UnknownTask(ghost.clone()))
+    );
+    assert_eq!(
+        h.handle(Input::KillTask {
+            framework_id: None,
+            task_id: ghost.clone(),
+        }),
+        Err(MasterError::UnknownTask(ghost))
+    );
+}
+
+#[test]
+fn operator_kill_reaches_the_agent_and_ambiguous_ids_need_a_framework() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:4096");
+    let (ca, a) = h.framework("a");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(ca).remove(0);
+    h.call(&a, launch(&offer, vec![task("same", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept");
+    let (cb, b) = h.framework("b");
+    h.advance(Duration::from_secs(6));
+    let offer = h.offers(cb).remove(0);
+    h.call(&b, launch(&offer, vec![task("same", &agent_id, "cpus:1;mem:128")]))
+        .expect("accept");
+    h.agent_messages(agent_conn);
+    let same = TaskId::new("same").expect("valid");
+    assert!(matches!(
+        h.handle(Input::KillTask {
+            framework_id: None,
+            task_id: same.clone()
+        }),
+        Err(MasterError::AmbiguousTask { .. })
+    ));
+    h.handle(Input::KillTask {
+        framework_id: Some(b.clone()),
+        task_id: same,
+    })
+    .expect("kill");
+    assert!(matches!(
+        &h.agent_messages(agent_conn)[..],
+        [MasterMessage::KillTask { framework_id, .. }] if *framework_id == b
+    ));
+}
+
+#[test]
+fn usage_reports_show_in_the_state() {
+    let (
+        mut h,
+        Offered {
+            agent_conn,
+            agent_id,
+            framework_id,
+            offer,
+            ..
+        },
+    ) = Harness::offered("cpus:4;mem:1024");
+    h.call(
+        &framework_id,
+        launch(&offer, vec![task("t", &agent_id, "cpus:1;mem:128")]),
+    )
+    .expect("accept");
+    let usage = TaskUsage {
+        cpu_seconds: 1.5,
+        mem_bytes: 1 << 20,
+        pids: 3,
+        timestamp: h.now,
+    };
+    h.handle(Input::Agent {
+        conn: agent_conn,
+        message: AgentMessage::Usage(vec![(framework_id, TaskId::new("t").expect("valid"), usage)]),
+    })
+    .expect("usage");
+    assert_eq!(h.master.state().tasks[0].usage, Some(usage));
+}
