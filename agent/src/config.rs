@@ -5,6 +5,7 @@ use crate::core::CoreConfig;
 use crate::status_updates::RetryPolicy;
 use agora_proto::{AgentInfo, Attributes, Resources};
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -19,16 +20,41 @@ pub enum ContainerizerKind {
     /// ([`SimulatedContainerizer`](crate::containerizer::SimulatedContainerizer)).
     #[default]
     Simulated,
+    /// Real processes without isolation: a process group per task, its
+    /// sandbox as working directory.
+    Process,
+    /// Real processes, each task in its own cgroup with cpu, memory and
+    /// pids limits (cgroup v1 or v2).
+    Cgroups,
 }
 
 impl ContainerizerKind {
     /// Every kind, for help texts.
-    pub const ALL: &'static [Self] = &[Self::Simulated];
+    pub const ALL: &'static [Self] = &[Self::Simulated, Self::Process, Self::Cgroups];
 
     /// The name used on the command line.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Simulated => "simulated",
+            Self::Process => "process",
+            Self::Cgroups => "cgroups",
+        }
+    }
+
+    /// The best real containerizer on this machine: [`Cgroups`](Self::Cgroups)
+    /// when this process can create cgroups (it creates and removes a probe
+    /// cgroup in each hierarchy), else [`Process`](Self::Process) with a
+    /// warning that says why.
+    pub fn best_available() -> (Self, Option<String>) {
+        let probe = format!("agora-probe-{}", std::process::id());
+        match crate::containerizer::cgroups::Hierarchy::detect().and_then(|h| h.probe_writable(&probe)) {
+            Ok(()) => (Self::Cgroups, None),
+            Err(error) => (
+                Self::Process,
+                Some(format!(
+                    "cgroups are not usable ({error}); tasks run as plain processes without resource limits"
+                )),
+            ),
         }
     }
 }
@@ -103,8 +129,31 @@ pub enum ConfigError {
         reason: String,
     },
     /// A containerizer name that does not exist.
-    #[error("unknown containerizer {0:?} (known: simulated)")]
+    #[error("unknown containerizer {0:?} (known: simulated, process, cgroups)")]
     UnknownContainerizer(String),
+}
+
+/// How the cgroups containerizer lays out and limits its cgroups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CgroupsConfig {
+    /// The cgroup under which every task's cgroup is made (`<root>/<framework>/<task>`).
+    pub root: String,
+    /// Whether to cap each task's CPU time at its `cpus` with a CFS quota
+    /// (100 ms period); without it, `cpus` only weighs the shares.
+    pub cfs_quota: bool,
+    /// The most processes and threads a task may have at once.
+    pub pids_limit: u64,
+}
+
+impl Default for CgroupsConfig {
+    fn default() -> Self {
+        Self {
+            root: "agora".to_owned(),
+            cfs_quota: true,
+            pids_limit: 1024,
+        }
+    }
 }
 
 /// Everything the agent needs to run; build with [`AgentConfig::new`] and
@@ -123,6 +172,13 @@ pub struct AgentConfig {
     pub hostname: Option<String>,
     /// Where tasks run.
     pub containerizer: ContainerizerKind,
+    /// The agent's directory: each task's sandbox (its working directory,
+    /// stdout and stderr) is `sandboxes/<framework>/<task>` in it.
+    pub work_dir: PathBuf,
+    /// The cgroups containerizer's settings.
+    pub cgroups: CgroupsConfig,
+    /// How often the usage of running tasks is sent to the master.
+    pub usage_interval: Duration,
     /// Waits between attempts to reach a master.
     pub reconnect: ReconnectBackoff,
     /// Time allowed to open a connection to a master.
@@ -149,6 +205,9 @@ impl AgentConfig {
             attributes: Attributes::default(),
             hostname: None,
             containerizer: ContainerizerKind::default(),
+            work_dir: std::env::temp_dir().join("agora"),
+            cgroups: CgroupsConfig::default(),
+            usage_interval: Duration::from_secs(5),
             reconnect: ReconnectBackoff::default(),
             connect_timeout: Duration::from_secs(5),
             status_retry: RetryPolicy::default(),
@@ -272,10 +331,15 @@ mod tests {
     #[test]
     fn containerizer_kinds_parse() {
         assert_eq!("Simulated".parse(), Ok(ContainerizerKind::Simulated));
+        assert_eq!("cgroups".parse(), Ok(ContainerizerKind::Cgroups));
+        assert_eq!(" process".parse(), Ok(ContainerizerKind::Process));
         assert_eq!(
-            "cgroups".parse::<ContainerizerKind>(),
-            Err(ConfigError::UnknownContainerizer("cgroups".to_owned()))
+            "docker".parse::<ContainerizerKind>(),
+            Err(ConfigError::UnknownContainerizer("docker".to_owned()))
         );
+        for kind in ContainerizerKind::ALL {
+            assert_eq!(kind.to_string().parse(), Ok(*kind));
+        }
     }
 
     #[test]

@@ -396,7 +396,9 @@ impl<C: Containerizer> AgentCore<C> {
             (None, None) if exit.success() => (TaskState::Finished, None),
             (None, None) => (TaskState::Failed, Some(TaskReason::CommandExecutorFailed)),
         };
-        self.report(container, state, reason, exit.to_string(), exit.code);
+        // A signal's death is reported as a shell does: 128 + the signal.
+        let exit_code = exit.code.or(exit.signal.map(|signal| 128 + signal));
+        self.report(container, state, reason, exit.to_string(), exit_code);
     }
 
     /// Produces a status update for a task and hands it to the status update

@@ -20,8 +20,8 @@
 //!                          launch / kill    ▼                  │ exits (polled, or pushed
 //!                              ┌────── Containerizer ──────┐   │ by the driver as input)
 //!                              │ simulated (pure, clock)   │───┘
-//!                              │ next: process, cgroups    │
-//!                              └───────────────────────────┘
+//!                              │ process, cgroups (`link`) │ exits pushed on a channel
+//!                              └───────────────────────────┘ that the link feeds in
 //! ```
 //!
 //! **What it owns.** [`AgentCore`] is a sans-IO state machine (inputs in,
@@ -32,9 +32,28 @@
 //! containerizer by the core or pushed by the driver as
 //! [`Input::ContainerExited`]). [`SimulatedContainerizer`] runs nothing: a
 //! `sleep N` task lasts `N` seconds of the agent's clock, so one process can
-//! emulate thousands of agents. With the default `link` feature, [`run`]
-//! drives the core over the network; without it the crate is pure and builds
-//! without tokio or tonic.
+//! emulate thousands of agents. With the default `link` feature come the real
+//! containerizers: `CgroupsContainerizer` (each task in its own cgroup, v1
+//! or v2, with cpu shares and CFS quota, a memory limit whose OOM kill fails
+//! the task with REASON_CONTAINER_LIMITATION_MEMORY, a pids limit, and a kill
+//! of the whole cgroup) and `ProcessContainerizer` (a process group per task,
+//! no limits); both run each task in its sandbox
+//! ([`sandbox_dir`]: its working directory, with its stdout and stderr).
+//! [`ContainerizerKind::best_available`] picks cgroups where this process can
+//! write them. The cgroup file layer ([`containerizer::cgroups`]: mount-table
+//! detection, v1 and v2 control files under any root) is pure `std` and
+//! builds without the feature.
+//!
+//! With `link`, [`run`] drives the core over the network: it feeds pushed
+//! exits into the core, answers sandbox file reads and reports the tasks'
+//! usage (both off its event loop), and on shutdown kills every task, waits
+//! until each is reaped and its cgroup removed, and removes the empty root
+//! cgroups. Without `link` the crate is pure and builds without tokio, tonic,
+//! libc or nix.
+//!
+//! **Unsafe code.** One function, `join_before_exec` in the launcher, is
+//! allowed `unsafe`: the code between fork and exec that starts a session and
+//! writes the task into its cgroups, with async-signal-safe calls only.
 //!
 //! **Choices.** The agent reports TASK_RUNNING directly once the
 //! containerizer started a task (no TASK_STARTING). A kill of a task the agent
@@ -45,11 +64,14 @@
 //! tasks; ended tasks with unacknowledged updates are reported by re-sending
 //! those updates right after registration.
 //!
-//! **What comes next.** The process and cgroups containerizers (cpu shares,
-//! memory limits, OOM as REASON_CONTAINER_LIMITATION_MEMORY, sandboxes),
-//! resource detection when `--resources` is not given, and checkpoints in the
-//! work directory (agent id, tasks, unacknowledged updates) so that a
-//! restarted agent recovers its tasks.
+//! A task dead by a signal reports exit code 128 + the signal, as a shell
+//! does. Tasks run as the agent's user: a `user` in the command that differs
+//! is logged and ignored (running as another user is not supported yet).
+//!
+//! **What comes next.** Checkpoints in the work directory (agent id, tasks,
+//! unacknowledged updates) so that a restarted agent recovers its tasks
+//! (until then an agent that stops kills its tasks); sandbox garbage
+//! collection; running tasks as another user.
 
 pub mod containerizer;
 pub mod detect;
@@ -61,9 +83,14 @@ mod link;
 mod status_updates;
 
 pub use crate::config::{
-    AgentConfig, ConfigError, ContainerizerKind, DEFAULT_MASTER, ReconnectBackoff, detect_hostname,
+    AgentConfig, CgroupsConfig, ConfigError, ContainerizerKind, DEFAULT_MASTER, ReconnectBackoff, detect_hostname,
 };
-pub use crate::containerizer::{ContainerError, ContainerId, Containerizer, ExitStatus, SimulatedContainerizer};
+#[cfg(feature = "link")]
+pub use crate::containerizer::{CgroupsContainerizer, ExitReceiver, ProcessContainerizer};
+pub use crate::containerizer::{
+    ContainerError, ContainerId, Containerizer, ExitStatus, SimulatedContainerizer, UsageProbe, read_sandbox_file,
+    sandbox_dir,
+};
 pub use crate::core::{AgentCore, CoreConfig, Input, Output, ReconnectReason, Warning};
 #[cfg(feature = "link")]
 pub use crate::link::{AgentError, run};

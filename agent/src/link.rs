@@ -13,11 +13,22 @@
 //! Each attempt goes to the next master in the list. The core's timers run
 //! in every state, so tasks end and updates queue while the agent is
 //! disconnected. A malformed master message is logged and dropped.
+//!
+//! The link also builds the configured containerizer and feeds the exits
+//! that the real ones push into the core; answers sandbox reads and sends
+//! the tasks' usage every `usage_interval` (both off the event loop, on the
+//! stream current when they started); and on shutdown kills every task
+//! (SIGKILL after at most 1 s), waits until each is reaped and its cgroup
+//! removed, and removes the containerizer's empty root cgroups.
 
 #![allow(clippy::disallowed_methods)] // a driver: it reads the real clock and feeds it to the core
 
 use crate::config::{AgentConfig, ConfigError, ContainerizerKind};
-use crate::containerizer::{Containerizer, SimulatedContainerizer};
+use crate::containerizer::cgroups::CgroupError;
+use crate::containerizer::{
+    CgroupsContainerizer, ContainerId, Containerizer, ExitReceiver, ProcessContainerizer, SimulatedContainerizer,
+    read_sandbox_file,
+};
 use crate::core::{AgentCore, Input, Output};
 use agora_proto::pb::agent_link_client::AgentLinkClient;
 use agora_proto::{AgentMessage, MasterMessage, Timestamp, pb};
@@ -28,7 +39,7 @@ use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::Streaming;
 use tonic::transport::Endpoint;
@@ -38,6 +49,13 @@ use tracing::{Instrument, Span, debug, info, info_span, warn};
 /// after it closed its own side.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
 
+/// The longest kill grace period on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// How long, beyond the grace period, a shutting-down agent waits for its
+/// killed tasks to be reaped and cleaned up.
+const SHUTDOWN_REAP: Duration = Duration::from_secs(5);
+
 /// Why the agent cannot run. Failures to reach a master are not errors: the
 /// agent retries them forever.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +64,9 @@ pub enum AgentError {
     /// The configuration cannot work.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The cgroups containerizer cannot work on this machine.
+    #[error("cannot use the cgroups containerizer: {0}")]
+    Cgroups(#[from] CgroupError),
 }
 
 /// Runs an agent until `shutdown` completes: registers with a master,
@@ -53,7 +74,9 @@ pub enum AgentError {
 /// and reports their statuses until acknowledged.
 ///
 /// Returns an error only for a configuration that cannot work. On shutdown
-/// the agent closes its stream and returns; its tasks are not killed.
+/// the agent kills its tasks, waits until they are reaped and their cgroups
+/// removed (reporting their ends if a stream is open), closes its stream and
+/// returns.
 pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
     let endpoints = config
         .master_uris()?
@@ -67,10 +90,9 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let containerizer: Box<dyn Containerizer + Send> = match config.containerizer {
-        ContainerizerKind::Simulated => Box::new(SimulatedContainerizer::new()),
-    };
+    let (containerizer, exits) = build_containerizer(&config)?;
     let seed = config.seed.unwrap_or_else(random_seed);
+    let config_usage_interval = config.usage_interval;
     let span = info_span!("agent", agent_id = tracing::field::Empty);
     let driver = Driver {
         core: AgentCore::new(config.core_config(), containerizer, seed),
@@ -80,10 +102,30 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
         endpoints,
         next_master: 0,
         failures: 0,
+        exits,
+        next_usage: Instant::now() + config_usage_interval,
         span: span.clone(),
     };
     driver.run(shutdown).instrument(span).await;
     Ok(())
+}
+
+/// The configured containerizer, and the channel of its exits if it pushes them.
+fn build_containerizer(
+    config: &AgentConfig,
+) -> Result<(Box<dyn Containerizer + Send>, Option<ExitReceiver>), AgentError> {
+    Ok(match config.containerizer {
+        ContainerizerKind::Simulated => (Box::new(SimulatedContainerizer::new()), None),
+        ContainerizerKind::Process => {
+            let (containerizer, exits) = ProcessContainerizer::new(&config.work_dir);
+            (Box::new(containerizer), Some(exits))
+        }
+        ContainerizerKind::Cgroups => {
+            let (containerizer, exits) = CgroupsContainerizer::new(&config.work_dir, config.cgroups.clone())?;
+            info!(hierarchy = ?containerizer.hierarchy(), "cgroups containerizer");
+            (Box::new(containerizer), Some(exits))
+        }
+    })
 }
 
 /// A seed from the process' hash randomness and the time.
@@ -150,6 +192,8 @@ impl Conn {
 enum Event {
     Shutdown,
     Tick,
+    Usage,
+    Exited(ContainerId, crate::containerizer::ExitStatus),
     ConnectDue,
     Attached(Result<Streaming<pb::MasterMessage>, AttachError>),
     Inbound(Result<Option<pb::MasterMessage>, tonic::Status>),
@@ -163,6 +207,14 @@ async fn next_conn_event(conn: &mut Conn) -> Event {
         }
         Conn::Attaching(_, attaching) => Event::Attached(attaching.await),
         Conn::Up(_, inbound) => Event::Inbound(inbound.message().await),
+    }
+}
+
+/// The next pushed exit; never, for containerizers that push none.
+async fn next_exit(exits: &mut Option<ExitReceiver>) -> Option<(ContainerId, crate::containerizer::ExitStatus)> {
+    match exits {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -182,6 +234,10 @@ struct Driver {
     next_master: usize,
     /// Consecutive failed attempts since the last registration.
     failures: u32,
+    /// Exits pushed by a real containerizer.
+    exits: Option<ExitReceiver>,
+    /// When usage is next reported.
+    next_usage: Instant,
     span: Span,
 }
 
@@ -194,13 +250,20 @@ impl Driver {
             let event = tokio::select! {
                 biased;
                 () = &mut shutdown => Event::Shutdown,
+                Some((container, exit)) = next_exit(&mut self.exits) => Event::Exited(container, exit),
                 () = sleep_until_some(timer) => Event::Tick,
+                () = sleep_until(self.next_usage) => Event::Usage,
                 event = next_conn_event(&mut conn) => event,
             };
             let now = self.clock.now();
             match event {
                 Event::Shutdown => break,
                 Event::Tick => self.core.handle(now, Input::Tick),
+                Event::Exited(container, exit) => self.core.handle(now, Input::ContainerExited { container, exit }),
+                Event::Usage => {
+                    self.next_usage = Instant::now() + self.config.usage_interval;
+                    self.report_usage(&conn, now);
+                }
                 Event::ConnectDue => conn = self.attach(now),
                 Event::Attached(Ok(inbound)) => {
                     debug!("stream open");
@@ -233,6 +296,7 @@ impl Driver {
                 conn = next;
             }
         }
+        let conn = self.stop_tasks(conn).await;
         if let Conn::Up(tx, mut inbound) = conn {
             info!("shutting down: closing the stream");
             drop(tx);
@@ -243,6 +307,79 @@ impl Driver {
         } else {
             info!("shutting down");
         }
+    }
+
+    /// Kills every task (SIGKILL after at most [`SHUTDOWN_GRACE`]), waits
+    /// until each has been reaped and cleaned up, reporting their ends on
+    /// the stream if it is open, then lets the containerizer remove what it
+    /// holds for all tasks.
+    async fn stop_tasks(&mut self, conn: Conn) -> Conn {
+        let tasks = self.core.running_tasks();
+        if !tasks.is_empty() {
+            let grace = self.config.default_kill_grace.min(SHUTDOWN_GRACE);
+            info!(tasks = tasks.len(), ?grace, "shutting down: killing the tasks");
+            let now = self.clock.now();
+            for task in tasks {
+                let container = ContainerId::new(task.framework_id, task.task.task_id);
+                self.core.containerizer_mut().kill(now, &container, grace);
+            }
+            // Polled containerizers report their kills on the next input.
+            self.core.handle(now, Input::Tick);
+            self.flush(&conn);
+            let deadline = Instant::now() + grace + SHUTDOWN_REAP;
+            while self.core.task_count() > 0 {
+                let Some(exits) = &mut self.exits else { break };
+                match timeout_at(deadline, exits.recv()).await {
+                    Ok(Some((container, exit))) => {
+                        self.core
+                            .handle(self.clock.now(), Input::ContainerExited { container, exit });
+                        self.flush(&conn);
+                    }
+                    Ok(None) | Err(_) => {
+                        warn!(
+                            tasks = self.core.task_count(),
+                            "shutting down: tasks not reaped in time"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        self.core.containerizer_mut().cleanup();
+        conn
+    }
+
+    /// Reads the usage of the running containers off the event loop and
+    /// sends it on the current stream (once registered).
+    fn report_usage(&self, conn: &Conn, now: Timestamp) {
+        let Some(tx) = conn.sender().filter(|_| self.core.is_registered()).cloned() else {
+            return;
+        };
+        let probes = self.core.containerizer().usage_probes();
+        if probes.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            let read = tokio::task::spawn_blocking(move || {
+                probes
+                    .into_iter()
+                    .filter_map(|(id, probe)| match probe.read(now) {
+                        Ok(usage) => Some((id.framework_id, id.task_id, usage)),
+                        Err(error) => {
+                            debug!(container = %id, %error, "no usage");
+                            None
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            });
+            match read.await {
+                Ok(usage) if !usage.is_empty() => {
+                    let _ = tx.send(AgentMessage::Usage(usage).into());
+                }
+                Ok(_) => {}
+                Err(error) => warn!(%error, "reading usage failed"),
+            }
+        });
     }
 
     /// Opens a stream to the next master: queues `Register` (the core's
@@ -294,6 +431,7 @@ impl Driver {
                     ping_interval,
                 } => {
                     self.failures = 0;
+                    self.next_usage = Instant::now();
                     self.span.record("agent_id", agent_id.as_str());
                     info!(%agent_id, ?ping_interval, tasks = self.core.task_count(), "registered");
                 }
@@ -312,19 +450,23 @@ impl Driver {
                 }
                 Output::Warning(warning) => warn!(%warning),
                 Output::ReadFile {
-                    request_id, container, ..
+                    request_id,
+                    container,
+                    file,
+                    offset,
+                    max_bytes,
                 } => {
-                    // The simulated containerizer runs no process and keeps no sandbox.
-                    let answer = AgentMessage::FileData {
-                        request_id,
-                        result: Err(format!(
-                            "task {} has no sandbox: the simulated containerizer runs no process",
-                            container.task_id
-                        )),
+                    let Some(tx) = conn.sender().cloned() else {
+                        continue;
                     };
-                    if let Some(tx) = conn.sender() {
-                        let _ = tx.send(answer.into());
-                    }
+                    let work_dir = self.config.work_dir.clone();
+                    tokio::spawn(async move {
+                        let read = tokio::task::spawn_blocking(move || {
+                            read_sandbox_file(&work_dir, &container, file, offset, max_bytes)
+                        });
+                        let result = read.await.unwrap_or_else(|e| Err(format!("the read failed: {e}")));
+                        let _ = tx.send(AgentMessage::FileData { request_id, result }.into());
+                    });
                 }
             }
         }

@@ -6,11 +6,11 @@
 #![allow(clippy::disallowed_methods)] // measures wall time: this is not a pure core
 #![cfg(feature = "link")]
 
-use agora_agent::{AgentConfig, ReconnectBackoff, RetryPolicy};
+use agora_agent::{AgentConfig, ContainerizerKind, ReconnectBackoff, RetryPolicy};
 use agora_proto::pb::agent_link_server::{AgentLink, AgentLinkServer};
 use agora_proto::{
-    AgentId, AgentMessage, CommandInfo, FrameworkId, MasterMessage, RunningTask, TaskId, TaskInfo, TaskState,
-    TaskStatus, pb,
+    AgentId, AgentMessage, CommandInfo, FileChunk, FrameworkId, MasterMessage, RunningTask, SandboxFile, TaskId,
+    TaskInfo, TaskState, TaskStatus, pb,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -468,4 +468,108 @@ async fn kill_and_shutdown_framework_over_the_link() {
         "a shut-down framework's final update is not retried"
     );
     agent.shutdown().await;
+}
+
+/// Asks for a sandbox file and returns the answer.
+async fn read_file(
+    conn: &mut Conn,
+    request_id: u64,
+    task: &str,
+    offset: u64,
+    max_bytes: u64,
+) -> Result<FileChunk, String> {
+    conn.send(MasterMessage::ReadFile {
+        request_id,
+        framework_id: framework(),
+        task_id: TaskId::new(task).expect("valid"),
+        file: SandboxFile::Stdout,
+        offset,
+        max_bytes,
+    });
+    loop {
+        match conn.recv().await {
+            AgentMessage::FileData { request_id: id, result } => {
+                assert_eq!(id, request_id);
+                return result;
+            }
+            AgentMessage::Pong | AgentMessage::Usage(_) => {}
+            other => panic!("expected file data, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn real_tasks_sandbox_reads_usage_and_kill_on_shutdown() {
+    let work_dir = std::env::temp_dir().join(format!("agora-link-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work_dir);
+    let mut master = Master::start().await;
+    let mut config = config(&[master.addr.to_string()]);
+    config.containerizer = ContainerizerKind::Process;
+    config.work_dir = work_dir.clone();
+    config.usage_interval = Duration::from_millis(100);
+    let agent = Agent::start(config);
+    let mut conn = master.accept().await;
+    conn.register(Duration::from_secs(15)).await;
+
+    conn.send(MasterMessage::RunTask {
+        framework_id: framework(),
+        task: task("echo", "echo hello sandbox"),
+    });
+    let running = conn.recv_update().await;
+    assert_eq!(running.state, TaskState::Running);
+    conn.ack(&running);
+    let finished = conn.recv_update().await;
+    assert_eq!((finished.state, finished.exit_code), (TaskState::Finished, Some(0)));
+    conn.ack(&finished);
+
+    let chunk = read_file(&mut conn, 1, "echo", 0, 1000).await.expect("stdout");
+    assert_eq!(
+        chunk,
+        FileChunk {
+            data: b"hello sandbox\n".to_vec(),
+            offset: 0,
+            size: 14
+        }
+    );
+    let part = read_file(&mut conn, 2, "echo", 6, 4).await.expect("stdout");
+    assert_eq!((part.data.as_slice(), part.size), (&b"sand"[..], 14));
+    let past = read_file(&mut conn, 3, "echo", 100, 10)
+        .await
+        .expect("past the end is no error");
+    assert_eq!((past.data.len(), past.size), (0, 14));
+    let missing = read_file(&mut conn, 4, "nope", 0, 10).await.expect_err("no such task");
+    assert!(missing.contains("no sandbox"), "{missing}");
+
+    // A running task's usage is reported; shutdown kills it.
+    conn.send(MasterMessage::RunTask {
+        framework_id: framework(),
+        task: task("sleeper", "sleep 100"),
+    });
+    let running = conn.recv_update().await;
+    conn.ack(&running);
+    let usage = loop {
+        if let AgentMessage::Usage(usage) = conn.recv().await {
+            break usage;
+        }
+    };
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].1.as_str(), "sleeper");
+    assert!(usage[0].2.pids >= 1, "{usage:?}");
+
+    let pid_file = work_dir.join("sandboxes/f1/sleeper");
+    assert!(pid_file.is_dir());
+    let closing = tokio::spawn(async move {
+        loop {
+            match conn.recv().await {
+                AgentMessage::StatusUpdate { status, .. } => return status,
+                _ => continue,
+            }
+        }
+    });
+    agent.shutdown().await;
+    let killed = closing
+        .await
+        .expect("the final update is sent before the stream closes");
+    assert_eq!((killed.task_id.as_str(), killed.state), ("sleeper", TaskState::Killed));
+    let _ = std::fs::remove_dir_all(&work_dir);
 }

@@ -1,8 +1,18 @@
 //! Where tasks run: the [`Containerizer`] trait the agent core drives, and
 //! the containerizers that implement it.
 //!
-//! Only the [`simulated`] containerizer exists so far; the process and
-//! cgroups containerizers come next and implement the same trait.
+//! | containerizer | runs | isolation | exits |
+//! | ------------- | ---- | --------- | ----- |
+//! | [`simulated`] | nothing: a task lasts as long as its `sleep N` says, on the agent's clock | none | polled |
+//! | `process` (feature `link`) | the command, in its own session and process group | none | pushed |
+//! | [`cgroups`] (its containerizer with feature `link`) | the command, in its own cgroup, joined before exec | cpu shares and quota, memory (OOM reported), pids | pushed |
+//!
+//! The real containerizers give each task a sandbox,
+//! [`sandbox_dir`]`(work_dir, id)`: its working directory, holding its
+//! `stdout` and `stderr`. A kill sends SIGTERM to every process of the task,
+//! waits the grace period, then SIGKILLs what is left; when the task's main
+//! process ends, whatever it left behind is killed too, so a task leaves no
+//! process behind.
 //!
 //! # Contract
 //!
@@ -18,13 +28,82 @@
 //!   feeds [`Input::ContainerExited`](crate::Input::ContainerExited) into the
 //!   core; such a containerizer returns `None` from both poll methods.
 
+pub mod cgroups;
+#[cfg(feature = "link")]
+mod launch;
+#[cfg(feature = "link")]
+pub mod process;
 pub mod simulated;
+#[cfg(feature = "link")]
+mod supervisor;
 
-use agora_proto::{FrameworkId, TaskId, TaskInfo, TaskReason, Timestamp};
+use agora_proto::{FileChunk, FrameworkId, SandboxFile, TaskId, TaskInfo, TaskReason, TaskUsage, Timestamp};
 use std::fmt;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "link")]
+pub use cgroups::CgroupsContainerizer;
+#[cfg(feature = "link")]
+pub use process::ProcessContainerizer;
 pub use simulated::SimulatedContainerizer;
+#[cfg(feature = "link")]
+pub use supervisor::ExitReceiver;
+
+/// The sandbox of a task: `{work_dir}/sandboxes/{framework_id}/{task_id}`
+/// (ids contain no `/` and are neither `.` nor `..`).
+pub fn sandbox_dir(work_dir: &Path, id: &ContainerId) -> PathBuf {
+    work_dir
+        .join("sandboxes")
+        .join(id.framework_id.as_str())
+        .join(id.task_id.as_str())
+}
+
+/// The most bytes one [`read_sandbox_file`] returns (below gRPC's 4 MiB
+/// message limit).
+pub const MAX_READ_BYTES: u64 = 1 << 20;
+
+/// Reads at most `max_bytes` (and at most [`MAX_READ_BYTES`]) of `file` in
+/// the sandbox of `id`, from `offset`. The chunk gives the file's current
+/// size; reading at or past the end gives no data. A missing sandbox or file
+/// is an error saying so.
+pub fn read_sandbox_file(
+    work_dir: &Path,
+    id: &ContainerId,
+    file: SandboxFile,
+    offset: u64,
+    max_bytes: u64,
+) -> Result<FileChunk, String> {
+    let sandbox = sandbox_dir(work_dir, id);
+    if !sandbox.is_dir() {
+        return Err(format!(
+            "task {} has no sandbox (no directory {})",
+            id.task_id,
+            sandbox.display()
+        ));
+    }
+    let path = sandbox.join(file.file_name());
+    let fail = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
+    let mut f = std::fs::File::open(&path).map_err(|e| fail("open", e))?;
+    let size = f.metadata().map_err(|e| fail("stat", e))?.len();
+    let mut data = Vec::new();
+    if offset < size {
+        f.seek(SeekFrom::Start(offset)).map_err(|e| fail("seek in", e))?;
+        f.take(max_bytes.min(MAX_READ_BYTES).min(size - offset))
+            .read_to_end(&mut data)
+            .map_err(|e| fail("read", e))?;
+    }
+    Ok(FileChunk { data, offset, size })
+}
+
+/// Measures what a running container uses. Reading may do (cheap) file
+/// I/O, so drivers call it off their event loop.
+pub trait UsageProbe: fmt::Debug + Send + Sync {
+    /// The usage now (`now` is the measurement's timestamp).
+    fn read(&self, now: Timestamp) -> Result<TaskUsage, String>;
+}
 
 /// The container of one task: the task's framework and id, which together
 /// are unique among the tasks an agent runs (task ids are unique only within
@@ -150,6 +229,17 @@ pub trait Containerizer: fmt::Debug {
     /// When [`poll_exit`](Self::poll_exit) will next have something to
     /// report, if known.
     fn poll_timeout(&self) -> Option<Timestamp>;
+
+    /// A usage probe for each running container that can report usage
+    /// (none by default).
+    fn usage_probes(&self) -> Vec<(ContainerId, Arc<dyn UsageProbe>)> {
+        Vec::new()
+    }
+
+    /// Called once by the driver when the agent stops, after every container
+    /// has ended: removes what the containerizer made for all containers
+    /// (such as its root cgroups). Nothing by default.
+    fn cleanup(&mut self) {}
 }
 
 impl<C: Containerizer + ?Sized> Containerizer for Box<C> {
@@ -167,5 +257,13 @@ impl<C: Containerizer + ?Sized> Containerizer for Box<C> {
 
     fn poll_timeout(&self) -> Option<Timestamp> {
         (**self).poll_timeout()
+    }
+
+    fn usage_probes(&self) -> Vec<(ContainerId, Arc<dyn UsageProbe>)> {
+        (**self).usage_probes()
+    }
+
+    fn cleanup(&mut self) {
+        (**self).cleanup();
     }
 }

@@ -391,6 +391,7 @@ fn pushed_exits_launch_failures_and_limits() {
         s.message,
         "terminated by signal 9 (REASON_CONTAINER_LIMITATION_MEMORY): memory limit 32 MB"
     );
+    assert_eq!(s.exit_code, Some(137));
     let out = h.input(Input::ContainerExited {
         container: cid("f1", "sig"),
         exit: ExitStatus::signaled(11),
@@ -398,7 +399,12 @@ fn pushed_exits_launch_failures_and_limits() {
     let s = &updates(&out)[0];
     assert_eq!(
         (s.state, s.reason, s.exit_code),
-        (TaskState::Failed, Some(TaskReason::CommandExecutorFailed), None)
+        (
+            TaskState::Failed,
+            Some(TaskReason::CommandExecutorFailed),
+            Some(128 + 11)
+        ),
+        "a signal's death has a shell's exit code"
     );
 
     let out = h.input(Input::ContainerExited {
