@@ -1,15 +1,18 @@
-//! `agora`: one command line over the whole system. It only parses flags and
-//! wires the crates together; every behaviour lives in a library crate.
+//! `agora`: one command line over the whole system. It parses flags and
+//! wires the crates together; every behaviour of the cluster lives in a
+//! library crate. Servers (`master`, `agent`, `local`), operator commands
+//! (`ps`, `agents`, `frameworks`, `logs`, `kill`), a one-task framework
+//! (`run`) and a benchmark (`bench`) each have a module under `cli/`.
 
-use agora_agent::{AgentConfig, ContainerizerKind};
-use agora_master::MasterConfig;
-use agora_master::server::{self, ServerConfig};
-use agora_proto::{Attributes, Resources};
-use anyhow::Context;
+mod cli;
+mod client;
+mod cluster;
+mod sandbox;
+mod signal;
+mod table;
+
 use clap::{Parser, Subcommand};
-use std::io::Write;
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::process::ExitCode;
 
 /// Agora: a two-level cluster manager in the lineage of Apache Mesos.
 #[derive(Debug, Parser)]
@@ -22,138 +25,76 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a master: offers agents' resources to frameworks (gRPC + HTTP on one port).
-    Master(MasterArgs),
+    Master(cli::master::MasterArgs),
     /// Run an agent: registers its resources with a master and runs tasks.
-    Agent(AgentArgs),
+    Agent(cli::agent::AgentArgs),
+    /// Run a one-machine cluster (a master and one agent) in this process.
+    Local(cli::local::LocalArgs),
+    /// Run one task and wait for it, like `mesos-execute`; exits with its exit code.
+    Run(cli::run::RunArgs),
+    /// List tasks.
+    Ps(cli::ps::PsArgs),
+    /// List agents.
+    Agents(cli::ps::AgentsArgs),
+    /// List frameworks.
+    Frameworks(cli::ps::FrameworksArgs),
+    /// Print a task's stdout (or stderr).
+    Logs(cli::logs::LogsArgs),
+    /// Kill a task.
+    Kill(cli::kill::KillArgs),
+    /// Benchmarks that start their own cluster.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
 }
 
-#[derive(Debug, clap::Args)]
-struct MasterArgs {
-    /// Address for gRPC and HTTP (`/health`, `/metrics`, `/state`); port 0 picks one.
-    #[arg(long, default_value = "127.0.0.1:5050")]
-    listen: SocketAddr,
-    /// This master's id, the prefix of every id it makes (default: derived from the start time).
-    #[arg(long)]
-    master_id: Option<String>,
-    /// Allocation runs at most once per interval, batching the events that trigger it.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    allocation_interval: Duration,
-    /// How often frameworks get a heartbeat.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    heartbeat_interval: Duration,
-    /// How often agents are pinged; after 5 missed pings an agent is unreachable.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    agent_ping_interval: Duration,
-    /// Seed of the allocator's random choices (default: from the start time).
-    #[arg(long)]
-    seed: Option<u64>,
+impl Command {
+    /// Servers log at `info`; commands a person runs and reads only warn.
+    const fn default_log_level(&self) -> &'static str {
+        match self {
+            Self::Master(_) | Self::Agent(_) => "info",
+            _ => "warn",
+        }
+    }
 }
 
-#[derive(Debug, clap::Args)]
-struct AgentArgs {
-    /// Master address(es), `host:port`, comma-separated.
-    #[arg(long, env = "AGORA_MASTER", default_value = "127.0.0.1:5050", value_delimiter = ',')]
-    master: Vec<String>,
-    /// Resources to offer, Mesos style: `cpus:4;mem:8GiB;disk:10GiB;ports:[31000-32000]`.
-    #[arg(long)]
-    resources: Resources,
-    /// Attributes: `rack:r1;zone:a`.
-    #[arg(long, default_value = "")]
-    attributes: Attributes,
-    /// Hostname to report (default: this machine's).
-    #[arg(long)]
-    hostname: Option<String>,
-    /// How tasks run. `simulated`: no process; `sleep N` lasts N seconds, anything else ends at once.
-    #[arg(long, default_value = "simulated")]
-    containerizer: ContainerizerKind,
-    /// Seed of the agent's random choices (status update ids).
-    #[arg(long)]
-    seed: Option<u64>,
-}
-
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.command.default_log_level())),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    runtime.block_on(async {
-        match cli.command {
-            Command::Master(args) => master(args).await,
-            Command::Agent(args) => agent(args).await,
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
         }
-    })
-}
-
-/// Microseconds since the epoch: a master id and seed that differ per start.
-#[allow(clippy::disallowed_methods)] // the binary is a driver: it may read the clock
-fn start_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-async fn master(args: MasterArgs) -> anyhow::Result<()> {
-    let started = start_micros();
-    let config = ServerConfig {
-        listen: args.listen,
-        master: MasterConfig {
-            master_id: args.master_id.unwrap_or_else(|| format!("{:x}", started / 1_000_000)),
-            allocation_interval: args.allocation_interval,
-            heartbeat_interval: args.heartbeat_interval,
-            agent_ping_interval: args.agent_ping_interval,
-            ..MasterConfig::default()
-        },
-        seed: args.seed.unwrap_or(started),
     };
-    let server = server::bind(config).await.context("cannot start the master")?;
-    // Scripts and tests read the bound address from this line (port 0 picks one).
-    println!("agora master listening on {}", server.local_addr());
-    std::io::stdout().flush().context("cannot write to stdout")?;
-    server.run(shutdown_signal()).await.context("the master stopped")?;
-    Ok(())
-}
-
-async fn agent(args: AgentArgs) -> anyhow::Result<()> {
-    let mut config = AgentConfig::new(args.master, args.resources);
-    config.attributes = args.attributes;
-    config.hostname = args.hostname;
-    config.containerizer = args.containerizer;
-    config.seed = args.seed;
-    agora_agent::run(config, shutdown_signal())
-        .await
-        .context("the agent stopped")?;
-    Ok(())
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            () = term => {}
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Master(args) => cli::master::run(args).await,
+            Command::Agent(args) => cli::agent::run(args).await,
+            Command::Local(args) => cli::local::run(args).await,
+            Command::Run(args) => cli::run::run(args).await,
+            Command::Ps(args) => cli::ps::ps(args).await,
+            Command::Agents(args) => cli::ps::agents(args).await,
+            Command::Frameworks(args) => cli::ps::frameworks(args).await,
+            Command::Logs(args) => cli::logs::run(args).await,
+            Command::Kill(args) => cli::kill::run(args).await,
+            Command::Bench(command) => cli::bench::run(command).await,
+        }
+    });
+    // Tasks still blocked on stdin or a socket must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line a person can act on: the context chain, outermost first.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("shutting down");
 }

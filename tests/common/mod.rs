@@ -7,7 +7,7 @@ use agora_proto::pb::scheduler_client::SchedulerClient;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tonic::Streaming;
 use tonic::transport::Channel;
@@ -85,6 +85,9 @@ pub fn start_agent(master: SocketAddr, resources: &str) -> Proc {
             "--containerizer",
             "simulated",
         ])
+        // Not the default /var/lib/agora/agent, which needs root.
+        .arg("--work-dir")
+        .arg(temp_dir("agent"))
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("agora agent starts");
@@ -260,4 +263,224 @@ pub fn task(id: &str, offer: &pb::Offer, spec: &str, command: &str) -> pb::TaskI
 
 pub fn domain(wire: &[pb::Resource]) -> agora_proto::Resources {
     agora_proto::Resources::try_from(wire).expect("the master sends valid resources")
+}
+
+// ----- `agora local` and the operator commands -------------------------------
+
+/// A fresh directory under the system's temp dir, for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("agora-test-{name}-{}-{nanos:x}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a temp dir");
+    dir
+}
+
+/// `agora local` on a free port. Dropping it sends SIGTERM and waits, so the
+/// agent kills its tasks and removes their cgroups even when a test fails.
+#[derive(Debug)]
+pub struct Local {
+    pub child: Option<Child>,
+    pub addr: SocketAddr,
+    pub work_dir: PathBuf,
+    /// The cgroup under which its tasks' cgroups are made, unique to it.
+    pub cgroups_root: String,
+}
+
+/// Starts `agora local --port 0` in a temp work dir, with a cgroups root of
+/// its own, and reads its address from the first line it prints.
+pub fn start_local(name: &str, extra: &[&str]) -> Local {
+    let work_dir = temp_dir(name);
+    let cgroups_root = format!("agora-test-{name}-{}", std::process::id());
+    let mut child = agora()
+        .args(["local", "--port", "0", "--work-dir"])
+        .arg(&work_dir)
+        .args(["--cgroups-root", &cgroups_root])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("agora local starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("agora local prints its address");
+    // Keep reading, so that what it prints later never meets a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let addr = line
+        .trim()
+        .strip_prefix("agora local listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("cannot find an address in {line:?}"));
+    Local {
+        child: Some(child),
+        addr,
+        work_dir,
+        cgroups_root,
+    }
+}
+
+impl Local {
+    /// `agora ARGS` against this cluster, to completion.
+    pub fn agora(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("agora runs")
+    }
+
+    /// `agora ARGS` against this cluster, not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = agora();
+        command
+            .args(args)
+            .env("AGORA_MASTER", self.addr.to_string())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) and waits up to 30 s for the exit.
+    pub fn stop(&mut self, signal: &str) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        send_signal(child.id(), signal);
+        let status = wait_timeout(&mut child, Duration::from_secs(30));
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.stop("TERM");
+        let _ = std::fs::remove_dir_all(&self.work_dir);
+    }
+}
+
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -s {signal} {pid} failed");
+}
+
+/// Waits for `child` at most `timeout`.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Describes a finished command for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    )
+}
+
+/// Whether the tests that need root and cgroups can run here. When they
+/// cannot: under CI (`CI` set) this fails the test, saying why; elsewhere it
+/// prints why and the test returns early.
+pub fn cgroups_available(test: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|uids| uids.split_whitespace().next().map(|u| u == "0"))
+        })
+        .unwrap_or(false);
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").is_dir();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").is_file();
+    let missing = match (root, v1 || v2) {
+        (true, true) => return true,
+        (false, _) => "this test needs root (it creates cgroups)",
+        (true, false) => "this test needs cgroups mounted at /sys/fs/cgroup",
+    };
+    assert!(std::env::var_os("CI").is_none(), "{test}: {missing}");
+    eprintln!("skipping {test}: {missing}");
+    false
+}
+
+/// Every cgroup directory below `root` in every hierarchy (v1: one per
+/// controller; v2: the unified one), the root itself excluded.
+pub fn cgroup_dirs(root: &str) -> Vec<PathBuf> {
+    fn walk(dir: &std::path::Path, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.push(path.clone());
+                walk(&path, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let base = std::path::Path::new("/sys/fs/cgroup");
+    walk(&base.join(root), &mut found);
+    if let Ok(hierarchies) = std::fs::read_dir(base) {
+        for hierarchy in hierarchies.flatten() {
+            walk(&hierarchy.path().join(root), &mut found);
+        }
+    }
+    found
+}
+
+/// Processes whose whole command line starts with `prefix` (`pgrep -f ^prefix`).
+pub fn processes_like(prefix: &str) -> Vec<String> {
+    let output = Command::new("pgrep")
+        .args(["-a", "-f", &format!("^{prefix}")])
+        .output()
+        .expect("pgrep runs");
+    text(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `timeout`.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The tasks `agora ps --all --json` lists.
+pub fn tasks(local: &Local) -> Vec<serde_json::Value> {
+    let output = local.agora(&["ps", "--all", "--json"]);
+    assert!(output.status.success(), "agora ps failed: {}", describe(&output));
+    serde_json::from_slice::<Vec<serde_json::Value>>(&output.stdout).expect("ps --json prints an array")
+}
+
+/// Waits until a task named `name` is in `state`; returns its id.
+pub fn wait_for_task(local: &Local, name: &str, state: &str) -> String {
+    eventually(Duration::from_secs(15), || {
+        tasks(local)
+            .into_iter()
+            .find(|t| t["name"] == name && t["state"] == state)
+            .and_then(|t| t["id"].as_str().map(str::to_owned))
+    })
+    .unwrap_or_else(|| panic!("no task {name:?} reached {state} in 15 s: {:?}", tasks(local)))
 }

@@ -1,0 +1,35 @@
+//! `agora kill TASK`: asks the master to kill a task (operator `KillTask`).
+
+use crate::cli::MasterAddrs;
+use crate::client::{Operator, describe};
+use agora_proto::pb;
+use anyhow::anyhow;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct KillArgs {
+    #[command(flatten)]
+    master: MasterAddrs,
+    /// The task's id.
+    task: String,
+    /// The task's framework, when two frameworks have a task with this id.
+    #[arg(long)]
+    framework: Option<String>,
+}
+
+pub(crate) async fn run(args: KillArgs) -> anyhow::Result<ExitCode> {
+    let mut operator = Operator::connect(&args.master.masters).await?;
+    let request = pb::KillTaskRequest {
+        task_id: Some(pb::TaskId {
+            value: args.task.clone(),
+        }),
+        framework_id: args.framework.map(|value| pb::FrameworkId { value }),
+    };
+    operator
+        .client
+        .kill_task(request)
+        .await
+        .map_err(|status| anyhow!("cannot kill task {}: {}", args.task, describe(&status)))?;
+    eprintln!("killing task {}", args.task);
+    Ok(ExitCode::SUCCESS)
+}

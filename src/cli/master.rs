@@ -1,0 +1,72 @@
+//! `agora master`: the master server in the foreground.
+
+use crate::signal::shutdown_signal;
+use agora_master::MasterConfig;
+use agora_master::server::{self, ServerConfig};
+use anyhow::Context;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct MasterArgs {
+    /// Address for gRPC and HTTP (`/health`, `/metrics`, `/state`); port 0 picks one.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    listen: SocketAddr,
+    /// This master's id, the prefix of every id it makes (default: derived from the start time).
+    #[arg(long)]
+    master_id: Option<String>,
+    /// Allocation runs at most once per interval, batching the events that trigger it.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    allocation_interval: Duration,
+    /// How often frameworks get a heartbeat.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    heartbeat_interval: Duration,
+    /// How often agents are pinged; after 5 missed pings an agent is unreachable.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    agent_ping_interval: Duration,
+    /// Seed of the allocator's random choices (default: from the start time).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// Microseconds since the epoch: a master id and seed that differ per start.
+#[allow(clippy::disallowed_methods)] // the binary is a driver: it may read the clock
+pub(crate) fn start_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// The server configuration for `listen`, with ids and seed from the clock.
+pub(crate) fn server_config(listen: SocketAddr, allocation_interval: Duration) -> ServerConfig {
+    let started = start_micros();
+    ServerConfig {
+        listen,
+        master: MasterConfig {
+            master_id: format!("{:x}", started / 1_000_000),
+            allocation_interval,
+            ..MasterConfig::default()
+        },
+        seed: started,
+    }
+}
+
+pub(crate) async fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
+    let mut config = server_config(args.listen, args.allocation_interval);
+    if let Some(id) = args.master_id {
+        config.master.master_id = id;
+    }
+    config.master.heartbeat_interval = args.heartbeat_interval;
+    config.master.agent_ping_interval = args.agent_ping_interval;
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    let server = server::bind(config).await.context("cannot start the master")?;
+    // Scripts and tests read the bound address from this line (port 0 picks one).
+    println!("agora master listening on {}", server.local_addr());
+    std::io::stdout().flush().context("cannot write to stdout")?;
+    server.run(shutdown_signal()).await.context("the master stopped")?;
+    Ok(ExitCode::SUCCESS)
+}
