@@ -44,7 +44,8 @@ impl Conn {
         loop {
             match self.recv().await {
                 AgentMessage::StatusUpdate { status, .. } => return status,
-                AgentMessage::Pong => {}
+                // Pongs and periodic usage reports may come between any two updates.
+                AgentMessage::Pong | AgentMessage::Usage(_) => {}
                 other => panic!("expected a status update, got {other:?}"),
             }
         }
