@@ -119,6 +119,7 @@ impl<C: Containerizer> AgentCore<C> {
             Input::Connected => self.connected(),
             Input::Disconnected => self.go_offline(),
             Input::Master(message) => self.master_message(message),
+            Input::ContainerStarted { container } => self.container_started(container),
             Input::ContainerExited { container, exit } => self.container_exited(container, &exit),
             Input::Tick => {}
         }
@@ -317,7 +318,13 @@ impl<C: Containerizer> AgentCore<C> {
         }
         match self.containerizer.launch(self.now, &container, &task) {
             Ok(()) => {
-                let state = TaskState::Running;
+                // A launch in the background is RUNNING once its process exists.
+                let background = self.containerizer.launches_in_background();
+                let state = if background {
+                    TaskState::Staging
+                } else {
+                    TaskState::Running
+                };
                 self.tasks.insert(
                     container.clone(),
                     Task {
@@ -326,7 +333,9 @@ impl<C: Containerizer> AgentCore<C> {
                         kill: None,
                     },
                 );
-                self.report(container, state, None, String::new(), None);
+                if !background {
+                    self.report(container, state, None, String::new(), None);
+                }
             }
             Err(error) => self.report(
                 container,
@@ -383,10 +392,37 @@ impl<C: Containerizer> AgentCore<C> {
         }
     }
 
+    /// A container launched in the background has started: TASK_RUNNING.
+    /// (Its task may have ended already: its exit reported it running.)
+    fn container_started(&mut self, container: ContainerId) {
+        if let Some(task) = self.tasks.get_mut(&container)
+            && task.state == TaskState::Staging
+        {
+            task.state = TaskState::Running;
+            self.report(container, TaskState::Running, None, String::new(), None);
+        }
+    }
+
     fn container_exited(&mut self, container: ContainerId, exit: &ExitStatus) {
-        let Some(task) = self.tasks.remove(&container) else {
+        let Some(task) = self.tasks.get(&container) else {
             self.out
                 .push_back(Output::Warning(Warning::UnknownContainerExit(container)));
+            return;
+        };
+        let launch_failed = exit.limitation == Some(TaskReason::ContainerLaunchFailed);
+        if launch_failed && task.kill.is_none() && !exit.killed {
+            self.tasks.remove(&container);
+            let message = exit.message.clone();
+            self.report(container, TaskState::Failed, exit.limitation, message, None);
+            return;
+        }
+        // Started in the background (its process ran), and ended before
+        // that was fed in.
+        let ran = exit.code.is_some() || exit.signal.is_some();
+        if task.state == TaskState::Staging && !launch_failed && ran {
+            self.container_started(container.clone());
+        }
+        let Some(task) = self.tasks.remove(&container) else {
             return;
         };
         let (state, reason) = match (task.kill, exit.limitation) {

@@ -27,7 +27,7 @@ use crate::config::{AgentConfig, ConfigError, ContainerizerKind};
 use crate::containerizer::cgroups::CgroupError;
 use crate::containerizer::{
     CgroupsContainerizer, ContainerId, Containerizer, ExitReceiver, ProcessContainerizer, SimulatedContainerizer,
-    read_sandbox_file,
+    StartedReceiver, read_sandbox_file,
 };
 use crate::core::{AgentCore, Input, Output};
 use agora_proto::pb::agent_link_client::AgentLinkClient;
@@ -90,7 +90,8 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (containerizer, exits) = build_containerizer(&config)?;
+    let (containerizer, events) = build_containerizer(&config)?;
+    let (started, exits) = events.unzip();
     let seed = config.seed.unwrap_or_else(random_seed);
     let config_usage_interval = config.usage_interval;
     let span = info_span!("agent", agent_id = tracing::field::Empty);
@@ -103,6 +104,7 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
         next_master: 0,
         failures: 0,
         exits,
+        started,
         next_usage: Instant::now() + config_usage_interval,
         span: span.clone(),
     };
@@ -110,20 +112,25 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
     Ok(())
 }
 
-/// The configured containerizer, and the channel of its exits if it pushes them.
-fn build_containerizer(
-    config: &AgentConfig,
-) -> Result<(Box<dyn Containerizer + Send>, Option<ExitReceiver>), AgentError> {
+/// The channels a real containerizer pushes on: its started containers and
+/// its exits.
+type Pushed = (StartedReceiver, ExitReceiver);
+
+/// The configured containerizer (the real ones launching in the background,
+/// off the event loop and several at once), and the channels it pushes on.
+fn build_containerizer(config: &AgentConfig) -> Result<(Box<dyn Containerizer + Send>, Option<Pushed>), AgentError> {
     Ok(match config.containerizer {
         ContainerizerKind::Simulated => (Box::new(SimulatedContainerizer::new()), None),
         ContainerizerKind::Process => {
-            let (containerizer, exits) = ProcessContainerizer::new(&config.work_dir);
-            (Box::new(containerizer), Some(exits))
+            let (mut containerizer, exits) = ProcessContainerizer::new(&config.work_dir);
+            let started = containerizer.launch_in_background();
+            (Box::new(containerizer), Some((started, exits)))
         }
         ContainerizerKind::Cgroups => {
-            let (containerizer, exits) = CgroupsContainerizer::new(&config.work_dir, config.cgroups.clone())?;
+            let (mut containerizer, exits) = CgroupsContainerizer::new(&config.work_dir, config.cgroups.clone())?;
             info!(hierarchy = ?containerizer.hierarchy(), "cgroups containerizer");
-            (Box::new(containerizer), Some(exits))
+            let started = containerizer.launch_in_background();
+            (Box::new(containerizer), Some((started, exits)))
         }
     })
 }
@@ -193,6 +200,7 @@ enum Event {
     Shutdown,
     Tick,
     Usage,
+    Started(ContainerId),
     Exited(ContainerId, crate::containerizer::ExitStatus),
     ConnectDue,
     Attached(Result<Streaming<pb::MasterMessage>, AttachError>),
@@ -218,6 +226,15 @@ async fn next_exit(exits: &mut Option<ExitReceiver>) -> Option<(ContainerId, cra
     }
 }
 
+/// The next container started in the background; never, for containerizers
+/// that start none.
+async fn next_started(started: &mut Option<StartedReceiver>) -> Option<ContainerId> {
+    match started {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => sleep_until(at).await,
@@ -236,6 +253,8 @@ struct Driver {
     failures: u32,
     /// Exits pushed by a real containerizer.
     exits: Option<ExitReceiver>,
+    /// Containers started in the background by a real containerizer.
+    started: Option<StartedReceiver>,
     /// When usage is next reported.
     next_usage: Instant,
     span: Span,
@@ -250,6 +269,8 @@ impl Driver {
             let event = tokio::select! {
                 biased;
                 () = &mut shutdown => Event::Shutdown,
+                // Before exits: a container's start is pushed before its exit.
+                Some(container) = next_started(&mut self.started) => Event::Started(container),
                 Some((container, exit)) = next_exit(&mut self.exits) => Event::Exited(container, exit),
                 () = sleep_until_some(timer) => Event::Tick,
                 () = sleep_until(self.next_usage) => Event::Usage,
@@ -259,6 +280,7 @@ impl Driver {
             match event {
                 Event::Shutdown => break,
                 Event::Tick => self.core.handle(now, Input::Tick),
+                Event::Started(container) => self.core.handle(now, Input::ContainerStarted { container }),
                 Event::Exited(container, exit) => self.core.handle(now, Input::ContainerExited { container, exit }),
                 Event::Usage => {
                     self.next_usage = Instant::now() + self.config.usage_interval;

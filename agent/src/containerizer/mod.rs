@@ -27,6 +27,14 @@
 //! - **pushed** (real processes, whose exits arrive on a channel): the driver
 //!   feeds [`Input::ContainerExited`](crate::Input::ContainerExited) into the
 //!   core; such a containerizer returns `None` from both poll methods.
+//!
+//! A containerizer whose [`Containerizer::launches_in_background`] is true
+//! (the real ones, once told to) returns `Ok` from `launch` as soon as the
+//! launch is queued: the core holds the task in TASK_STAGING, and reports
+//! TASK_RUNNING when the driver feeds
+//! [`Input::ContainerStarted`](crate::Input::ContainerStarted) (or, at the
+//! latest, just before the task's end). A launch that fails then is its one
+//! exit, with [`TaskReason::ContainerLaunchFailed`] as its limitation.
 
 pub mod cgroups;
 #[cfg(feature = "link")]
@@ -50,7 +58,7 @@ pub use cgroups::CgroupsContainerizer;
 pub use process::ProcessContainerizer;
 pub use simulated::SimulatedContainerizer;
 #[cfg(feature = "link")]
-pub use supervisor::ExitReceiver;
+pub use supervisor::{ExitReceiver, StartedReceiver};
 
 /// The sandbox of a task: `{work_dir}/sandboxes/{framework_id}/{task_id}`
 /// (ids contain no `/` and are neither `.` nor `..`).
@@ -218,6 +226,12 @@ pub trait Containerizer: fmt::Debug {
     /// then reports TASK_RUNNING).
     fn launch(&mut self, now: Timestamp, id: &ContainerId, task: &TaskInfo) -> Result<(), ContainerError>;
 
+    /// Whether `Ok` from [`launch`](Self::launch) only means the launch is
+    /// queued (see the [module docs](self)). `false` by default.
+    fn launches_in_background(&self) -> bool {
+        false
+    }
+
     /// Stops container `id`: politely at once, forcibly after `grace`. The
     /// exit is reported later, as for any other end. Unknown ids are ignored.
     fn kill(&mut self, now: Timestamp, id: &ContainerId, grace: Duration);
@@ -245,6 +259,10 @@ pub trait Containerizer: fmt::Debug {
 impl<C: Containerizer + ?Sized> Containerizer for Box<C> {
     fn launch(&mut self, now: Timestamp, id: &ContainerId, task: &TaskInfo) -> Result<(), ContainerError> {
         (**self).launch(now, id, task)
+    }
+
+    fn launches_in_background(&self) -> bool {
+        (**self).launches_in_background()
     }
 
     fn kill(&mut self, now: Timestamp, id: &ContainerId, grace: Duration) {

@@ -9,7 +9,7 @@
 //! [`CgroupsContainerizer`](super::CgroupsContainerizer).
 
 use super::launch::{create_sandbox, spawn};
-use super::supervisor::{ExitReceiver, Isolation, Supervisor};
+use super::supervisor::{ExitReceiver, Isolation, StartedReceiver, Supervisor};
 use super::{ContainerError, ContainerId, Containerizer, ExitStatus, UsageProbe};
 use agora_proto::{TaskInfo, TaskUsage, Timestamp};
 use nix::sys::signal::Signal;
@@ -43,21 +43,33 @@ impl ProcessContainerizer {
     pub fn live(&self) -> Vec<ContainerId> {
         self.supervisor.live()
     }
+
+    /// From now on, launches run in the background, several at once:
+    /// [`launch`](Containerizer::launch) returns once the launch is queued,
+    /// each container whose process has started is pushed on the returned
+    /// channel, and a launch that fails is pushed as an exit with
+    /// `REASON_CONTAINER_LAUNCH_FAILED`.
+    pub fn launch_in_background(&mut self) -> StartedReceiver {
+        self.supervisor.launch_in_background()
+    }
 }
 
 impl Containerizer for ProcessContainerizer {
     fn launch(&mut self, _now: Timestamp, id: &ContainerId, task: &TaskInfo) -> Result<(), ContainerError> {
-        if self.supervisor.contains(id) {
-            return Err(ContainerError::AlreadyExists(id.clone()));
-        }
-        let sandbox = create_sandbox(&self.work_dir, id)?;
-        let child = spawn(task, &sandbox, &[])?;
-        let pid = child
-            .id()
-            .and_then(|pid| i32::try_from(pid).ok())
-            .ok_or_else(|| ContainerError::Launch("the task's process has no id".to_owned()))?;
-        self.supervisor.watch(id.clone(), child, Arc::new(Group { pid }));
-        Ok(())
+        let (work_dir, container, task) = (self.work_dir.clone(), id.clone(), task.clone());
+        self.supervisor.launch(id, move || {
+            let sandbox = create_sandbox(&work_dir, &container)?;
+            let child = spawn(&task, &sandbox, &[])?;
+            let pid = child
+                .id()
+                .and_then(|pid| i32::try_from(pid).ok())
+                .ok_or_else(|| ContainerError::Launch("the task's process has no id".to_owned()))?;
+            Ok((child, Arc::new(Group { pid }) as Arc<dyn Isolation>))
+        })
+    }
+
+    fn launches_in_background(&self) -> bool {
+        self.supervisor.in_background()
     }
 
     fn kill(&mut self, _now: Timestamp, id: &ContainerId, grace: Duration) {
@@ -138,6 +150,58 @@ fn parse_stat(text: &str, now: Timestamp) -> Option<TaskUsage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agora_proto::{AgentId, CommandInfo, FrameworkId, TaskId, TaskReason};
+
+    fn task(name: &str, command: CommandInfo) -> (ContainerId, TaskInfo) {
+        let task_id = TaskId::new(name).expect("valid");
+        let id = ContainerId::new(FrameworkId::new("f1").expect("valid"), task_id.clone());
+        let info = TaskInfo {
+            name: name.to_owned(),
+            task_id,
+            agent_id: AgentId::new("a1").expect("valid"),
+            resources: "cpus:0.1".parse().expect("valid"),
+            command,
+            kill_grace_period: None,
+        };
+        (id, info)
+    }
+
+    #[tokio::test]
+    async fn background_launches_push_starts_and_failures() {
+        let work = std::env::temp_dir().join(format!("agora-process-bg-{}", std::process::id()));
+        let (mut c, mut exits) = ProcessContainerizer::new(&work);
+        let mut started = c.launch_in_background();
+        assert!(c.launches_in_background());
+        let now = Timestamp::ZERO;
+        let within = Duration::from_secs(5);
+
+        let (ok, info) = task("ok", CommandInfo::shell("exit 4"));
+        c.launch(now, &ok, &info).expect("queued");
+        assert!(
+            matches!(c.launch(now, &ok, &info), Err(ContainerError::AlreadyExists(_))),
+            "a queued launch is a live container"
+        );
+        let first = tokio::time::timeout(within, started.recv()).await.expect("in time");
+        assert_eq!(first, Some(ok.clone()));
+        let (who, exit) = tokio::time::timeout(within, exits.recv())
+            .await
+            .expect("in time")
+            .expect("alive");
+        assert_eq!((who, exit.code), (ok, Some(4)));
+
+        let (bad, info) = task("bad", CommandInfo::exec("/nonexistent/program", Vec::<String>::new()));
+        c.launch(now, &bad, &info).expect("queued");
+        let (who, exit) = tokio::time::timeout(within, exits.recv())
+            .await
+            .expect("in time")
+            .expect("alive");
+        assert_eq!(who, bad);
+        assert_eq!(exit.limitation, Some(TaskReason::ContainerLaunchFailed));
+        assert!(exit.message.contains("/nonexistent/program"), "{exit:?}");
+        assert!(started.try_recv().is_err(), "a failed launch never started");
+        assert_eq!(c.live(), []);
+        let _ = std::fs::remove_dir_all(&work);
+    }
 
     #[test]
     fn stat_is_parsed() {

@@ -1,15 +1,18 @@
 //! What the real containerizers share: a tokio task per container that
 //! reaps its main process, lets the isolation clean up (leftover processes,
-//! cgroups) off the runtime's threads, and pushes the exit on a channel; and
-//! the kill sequence (SIGTERM, grace, SIGKILL).
+//! cgroups) off the runtime's threads, and pushes the exit on a channel; the
+//! kill sequence (SIGTERM, grace, SIGKILL); and, when asked for, launching in
+//! the background on a few blocking threads (as many as the cores).
 
-use super::{ContainerId, ExitStatus, UsageProbe};
+use super::{ContainerError, ContainerId, ExitStatus, UsageProbe};
+use agora_proto::TaskReason;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tracing::warn;
@@ -18,6 +21,14 @@ use tracing::warn;
 /// driver feeds each into the core as
 /// [`Input::ContainerExited`](crate::Input::ContainerExited).
 pub type ExitReceiver = UnboundedReceiver<(ContainerId, ExitStatus)>;
+
+/// Where a containerizer that launches in the background pushes each
+/// container whose main process has started; the driver feeds each into the
+/// core as [`Input::ContainerStarted`](crate::Input::ContainerStarted).
+pub type StartedReceiver = UnboundedReceiver<ContainerId>;
+
+/// What a launch makes: the main process and how to stop and clean it up.
+pub(crate) type Launched = (tokio::process::Child, Arc<dyn Isolation>);
 
 /// How a container's processes are told to stop, and cleaned up after.
 /// The methods block (file I/O, freezing); they run on blocking threads.
@@ -32,8 +43,11 @@ pub(crate) trait Isolation: UsageProbe + 'static {
 }
 
 struct Live {
-    isolation: Arc<dyn Isolation>,
+    /// `None` while a background launch is queued or under way.
+    isolation: Option<Arc<dyn Isolation>>,
     killed: bool,
+    /// A kill asked for while launching: its grace, for once the process exists.
+    kill_pending: Option<Duration>,
     kill: Option<JoinHandle<()>>,
 }
 
@@ -48,6 +62,15 @@ pub(crate) struct Supervisor {
     runtime: Handle,
     exits: UnboundedSender<(ContainerId, ExitStatus)>,
     live: Table,
+    background: Option<Background>,
+}
+
+/// Background launching: started containers are pushed on `started`; at
+/// most `launchers` launches run at once (FIFO).
+#[derive(Clone)]
+struct Background {
+    started: UnboundedSender<ContainerId>,
+    launchers: Arc<Semaphore>,
 }
 
 impl fmt::Debug for Supervisor {
@@ -67,12 +90,102 @@ impl Supervisor {
             runtime: Handle::current(),
             exits,
             live: Arc::default(),
+            background: None,
         };
         (supervisor, rx)
     }
 
-    pub(crate) fn contains(&self, id: &ContainerId) -> bool {
-        lock(&self.live).contains_key(id)
+    /// From now on, [`launch`](Self::launch) returns once the launch is
+    /// queued; the launch runs on a blocking thread (at most as many at once
+    /// as the machine has cores), its container is pushed on the returned
+    /// channel once its main process exists, and a failed launch is pushed as
+    /// an exit with [`TaskReason::ContainerLaunchFailed`].
+    pub(crate) fn launch_in_background(&mut self) -> StartedReceiver {
+        let (started, rx) = unbounded_channel();
+        let launchers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        self.background = Some(Background {
+            started,
+            launchers: Arc::new(Semaphore::new(launchers)),
+        });
+        rx
+    }
+
+    /// Whether [`launch`](Self::launch) runs in the background.
+    pub(crate) fn in_background(&self) -> bool {
+        self.background.is_some()
+    }
+
+    /// Launches container `id` with `start` (blocking work: sandbox,
+    /// cgroups, fork and exec) and watches its main process: at once, or in
+    /// the background (see [`launch_in_background`](Self::launch_in_background)).
+    pub(crate) fn launch(
+        &self,
+        id: &ContainerId,
+        start: impl FnOnce() -> Result<Launched, ContainerError> + Send + 'static,
+    ) -> Result<(), ContainerError> {
+        let mut live = lock(&self.live);
+        if live.contains_key(id) {
+            return Err(ContainerError::AlreadyExists(id.clone()));
+        }
+        let Some(background) = self.background.clone() else {
+            drop(live);
+            let (child, isolation) = start()?;
+            self.watch(id.clone(), child, isolation);
+            return Ok(());
+        };
+        live.insert(
+            id.clone(),
+            Live {
+                isolation: None,
+                killed: false,
+                kill_pending: None,
+                kill: None,
+            },
+        );
+        drop(live);
+        let id = id.clone();
+        let table = Arc::clone(&self.live);
+        let exits = self.exits.clone();
+        let runtime = self.runtime.clone();
+        self.runtime.spawn(async move {
+            let Ok(_permit) = background.launchers.acquire().await else {
+                return;
+            };
+            // A container killed before its turn is not started at all.
+            let killed_early = lock(&table).get(&id).is_none_or(|l| l.killed);
+            let result = if killed_early {
+                Err(None)
+            } else {
+                match tokio::task::spawn_blocking(start).await {
+                    Ok(result) => result.map_err(Some),
+                    Err(e) => Err(Some(ContainerError::Launch(format!("the launch failed: {e}")))),
+                }
+            };
+            match result {
+                Ok((child, isolation)) => {
+                    // Pushed before the exit can be: the watch starts after.
+                    let _ = background.started.send(id.clone());
+                    supervise(&runtime, &table, &exits, id, child, isolation);
+                }
+                Err(error) => {
+                    let killed = lock(&table).remove(&id).is_some_and(|l| l.killed);
+                    let exit = match error {
+                        Some(error) => ExitStatus {
+                            limitation: Some(TaskReason::ContainerLaunchFailed),
+                            message: error.to_string(),
+                            killed,
+                            ..ExitStatus::default()
+                        },
+                        None => ExitStatus {
+                            message: "killed before it started".to_owned(),
+                            ..ExitStatus::killed()
+                        },
+                    };
+                    let _ = exits.send((id, exit));
+                }
+            }
+        });
+        Ok(())
     }
 
     /// The containers whose exit has not been pushed yet.
@@ -83,75 +196,110 @@ impl Supervisor {
     pub(crate) fn probes(&self) -> Vec<(ContainerId, Arc<dyn UsageProbe>)> {
         lock(&self.live)
             .iter()
-            .map(|(id, live)| (id.clone(), Arc::clone(&live.isolation) as Arc<dyn UsageProbe>))
+            .filter_map(|(id, live)| {
+                let isolation = live.isolation.as_ref()?;
+                Some((id.clone(), Arc::clone(isolation) as Arc<dyn UsageProbe>))
+            })
             .collect()
     }
 
     /// Watches `child`, the main process of container `id`.
-    pub(crate) fn watch(&self, id: ContainerId, mut child: tokio::process::Child, isolation: Arc<dyn Isolation>) {
-        lock(&self.live).insert(
-            id.clone(),
-            Live {
-                isolation: Arc::clone(&isolation),
-                killed: false,
-                kill: None,
-            },
-        );
-        let live = Arc::clone(&self.live);
-        let exits = self.exits.clone();
-        self.runtime.spawn(async move {
-            let mut exit = match child.wait().await {
-                Ok(status) => ExitStatus {
-                    code: status.code(),
-                    signal: status.signal(),
-                    ..ExitStatus::default()
-                },
-                Err(e) => ExitStatus {
-                    message: format!("cannot wait for the task's process: {e}"),
-                    ..ExitStatus::default()
-                },
-            };
-            // The kill sequence has nothing left to do but the cleanup's.
-            if let Some(kill) = lock(&live).get_mut(&id).and_then(|l| l.kill.take()) {
-                kill.abort();
-            }
-            let fallback = exit.clone();
-            exit = tokio::task::spawn_blocking(move || {
-                isolation.ended(&mut exit);
-                exit
-            })
-            .await
-            .unwrap_or(fallback);
-            if let Some(entry) = lock(&live).remove(&id) {
-                exit.killed |= entry.killed;
-            }
-            let _ = exits.send((id, exit));
-        });
+    fn watch(&self, id: ContainerId, child: tokio::process::Child, isolation: Arc<dyn Isolation>) {
+        supervise(&self.runtime, &self.live, &self.exits, id, child, isolation);
     }
 
     /// SIGTERM now, SIGKILL after `grace`. A second kill restarts the
-    /// sequence with its own grace (shutdown shortens a long one).
+    /// sequence with its own grace (shutdown shortens a long one). A
+    /// container still launching is killed once its process exists (or not
+    /// started, if its launch has not begun).
     pub(crate) fn kill(&self, id: &ContainerId, grace: Duration) {
         let mut live = lock(&self.live);
         let Some(entry) = live.get_mut(id) else {
             return;
         };
         entry.killed = true;
-        if let Some(previous) = entry.kill.take() {
-            previous.abort();
+        if entry.isolation.is_none() {
+            entry.kill_pending = Some(grace);
+            return;
         }
-        let isolation = Arc::clone(&entry.isolation);
-        entry.kill = Some(self.runtime.spawn(async move {
-            let polite = Arc::clone(&isolation);
-            if let Err(error) = tokio::task::spawn_blocking(move || polite.terminate()).await {
-                warn!(%error, "SIGTERM failed");
-            }
-            tokio::time::sleep(grace).await;
-            if let Err(error) = tokio::task::spawn_blocking(move || isolation.force_kill()).await {
-                warn!(%error, "SIGKILL failed");
-            }
-        }));
+        start_kill(&self.runtime, entry, grace);
     }
+}
+
+/// Records `isolation` for container `id` (whose entry a background launch
+/// made, or a new one), starts a kill asked for while it launched, and
+/// spawns the task that waits for `child`, cleans up and pushes the exit.
+fn supervise(
+    runtime: &Handle,
+    table: &Table,
+    exits: &UnboundedSender<(ContainerId, ExitStatus)>,
+    id: ContainerId,
+    mut child: tokio::process::Child,
+    isolation: Arc<dyn Isolation>,
+) {
+    {
+        let mut live = lock(table);
+        let entry = live.entry(id.clone()).or_insert_with(|| Live {
+            isolation: None,
+            killed: false,
+            kill_pending: None,
+            kill: None,
+        });
+        entry.isolation = Some(Arc::clone(&isolation));
+        if let Some(grace) = entry.kill_pending.take() {
+            start_kill(runtime, entry, grace);
+        }
+    }
+    let live = Arc::clone(table);
+    let exits = exits.clone();
+    runtime.spawn(async move {
+        let mut exit = match child.wait().await {
+            Ok(status) => ExitStatus {
+                code: status.code(),
+                signal: status.signal(),
+                ..ExitStatus::default()
+            },
+            Err(e) => ExitStatus {
+                message: format!("cannot wait for the task's process: {e}"),
+                ..ExitStatus::default()
+            },
+        };
+        // The kill sequence has nothing left to do but the cleanup's.
+        if let Some(kill) = lock(&live).get_mut(&id).and_then(|l| l.kill.take()) {
+            kill.abort();
+        }
+        let fallback = exit.clone();
+        exit = tokio::task::spawn_blocking(move || {
+            isolation.ended(&mut exit);
+            exit
+        })
+        .await
+        .unwrap_or(fallback);
+        if let Some(entry) = lock(&live).remove(&id) {
+            exit.killed |= entry.killed;
+        }
+        let _ = exits.send((id, exit));
+    });
+}
+
+/// Starts the kill sequence of a running container (restarting one under way).
+fn start_kill(runtime: &Handle, entry: &mut Live, grace: Duration) {
+    if let Some(previous) = entry.kill.take() {
+        previous.abort();
+    }
+    let Some(isolation) = entry.isolation.clone() else {
+        return;
+    };
+    entry.kill = Some(runtime.spawn(async move {
+        let polite = Arc::clone(&isolation);
+        if let Err(error) = tokio::task::spawn_blocking(move || polite.terminate()).await {
+            warn!(%error, "SIGTERM failed");
+        }
+        tokio::time::sleep(grace).await;
+        if let Err(error) = tokio::task::spawn_blocking(move || isolation.force_kill()).await {
+            warn!(%error, "SIGKILL failed");
+        }
+    }));
 }
 
 /// Sends `signal` to process `pid`; a process already gone is no error.

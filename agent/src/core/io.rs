@@ -49,6 +49,12 @@ pub enum Input {
     Disconnected,
     /// A validated message from the master on the current stream.
     Master(MasterMessage),
+    /// The main process of a container launched in the background has
+    /// started (see [`Containerizer::launches_in_background`](crate::Containerizer::launches_in_background)).
+    ContainerStarted {
+        /// The container.
+        container: ContainerId,
+    },
     /// A container ended (from containerizers that push their exits).
     ContainerExited {
         /// The container.

@@ -41,6 +41,7 @@ struct Manual {
     launched: Vec<ContainerId>,
     killed: Vec<(ContainerId, Duration)>,
     fail_launch: Option<ContainerError>,
+    background: bool,
 }
 
 impl Containerizer for Manual {
@@ -50,6 +51,9 @@ impl Containerizer for Manual {
         }
         self.launched.push(id.clone());
         Ok(())
+    }
+    fn launches_in_background(&self) -> bool {
+        self.background
     }
     fn kill(&mut self, _now: Timestamp, id: &ContainerId, grace: Duration) {
         self.killed.push((id.clone(), grace));
@@ -413,6 +417,85 @@ fn pushed_exits_launch_failures_and_limits() {
     });
     assert_eq!(warnings(&out), [Warning::UnknownContainerExit(cid("f1", "sig"))]);
     assert!(updates(&out).is_empty());
+}
+
+#[test]
+fn background_launches_run_once_started() {
+    let mut h = Harness::with(
+        CoreConfig::new(info()),
+        Manual {
+            background: true,
+            ..Manual::default()
+        },
+    );
+    h.register();
+    // Queued: staging, nothing reported until the process exists.
+    for task in ["a", "quick", "bad", "doomed"] {
+        assert!(updates(&h.run("f1", task, "anything")).is_empty());
+    }
+    assert_eq!(h.core.task_state(&cid("f1", "a")), Some(TaskState::Staging));
+    let out = h.input(Input::ContainerStarted {
+        container: cid("f1", "a"),
+    });
+    let states: Vec<_> = updates(&out).iter().map(|s| s.state).collect();
+    assert_eq!(states, [TaskState::Running]);
+    assert!(
+        updates(&h.input(Input::ContainerStarted {
+            container: cid("f1", "a")
+        }))
+        .is_empty(),
+        "reported once"
+    );
+
+    // Ended before its start was fed in: RUNNING, then (once that is
+    // acknowledged) FINISHED.
+    let out = h.input(Input::ContainerExited {
+        container: cid("f1", "quick"),
+        exit: ExitStatus::exited(0),
+    });
+    let running = updates(&out);
+    assert_eq!(
+        running.iter().map(|s| s.state).collect::<Vec<_>>(),
+        [TaskState::Running]
+    );
+    let states: Vec<_> = updates(&h.ack(&running[0], "f1")).iter().map(|s| s.state).collect();
+    assert_eq!(states, [TaskState::Finished]);
+    assert!(
+        updates(&h.input(Input::ContainerStarted {
+            container: cid("f1", "quick")
+        }))
+        .is_empty()
+    );
+
+    // A failed launch is its exit: FAILED, never RUNNING.
+    let out = h.input(Input::ContainerExited {
+        container: cid("f1", "bad"),
+        exit: ExitStatus {
+            limitation: Some(TaskReason::ContainerLaunchFailed),
+            message: "launch failed: no such program".to_owned(),
+            ..ExitStatus::default()
+        },
+    });
+    let s = updates(&out);
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (s[0].state, s[0].reason, s[0].message.as_str(), s[0].exit_code),
+        (
+            TaskState::Failed,
+            Some(TaskReason::ContainerLaunchFailed),
+            "launch failed: no such program",
+            None
+        )
+    );
+
+    // Killed before it started: KILLED, never RUNNING.
+    h.kill("f1", "doomed");
+    let out = h.input(Input::ContainerExited {
+        container: cid("f1", "doomed"),
+        exit: ExitStatus::killed(),
+    });
+    let states: Vec<_> = updates(&out).iter().map(|s| s.state).collect();
+    assert_eq!(states, [TaskState::Killed]);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use super::{Cgroup, CgroupError, CgroupManager, Hierarchy, Limits, remove_empty_tree};
 use crate::config::CgroupsConfig;
 use crate::containerizer::launch::{create_sandbox, spawn};
-use crate::containerizer::supervisor::{ExitReceiver, Isolation, Supervisor, signal, wait_for};
+use crate::containerizer::supervisor::{ExitReceiver, Isolation, StartedReceiver, Supervisor, signal, wait_for};
 use crate::containerizer::{ContainerError, ContainerId, Containerizer, ExitStatus, UsageProbe};
 use agora_proto::{TaskInfo, TaskReason, TaskUsage, Timestamp};
 use nix::sys::signal::Signal;
@@ -74,47 +74,58 @@ impl CgroupsContainerizer {
         self.supervisor.live()
     }
 
+    /// From now on, launches run in the background, several at once:
+    /// [`launch`](Containerizer::launch) returns once the launch is queued,
+    /// each container whose process has started is pushed on the returned
+    /// channel, and a launch that fails is pushed as an exit with
+    /// `REASON_CONTAINER_LAUNCH_FAILED` (its cgroup removed).
+    pub fn launch_in_background(&mut self) -> StartedReceiver {
+        self.supervisor.launch_in_background()
+    }
+
     fn relative(&self, id: &ContainerId) -> PathBuf {
         Path::new(&self.config.root)
             .join(id.framework_id.as_str())
             .join(id.task_id.as_str())
     }
+}
 
-    fn start(
-        &self,
-        id: &ContainerId,
-        task: &TaskInfo,
-        cgroup: &Cgroup,
-    ) -> Result<tokio::process::Child, ContainerError> {
-        let limits = Limits::for_task(&task.resources, &self.config);
-        cgroup
-            .create(&limits)
-            .map_err(|e| ContainerError::Launch(e.to_string()))?;
-        let sandbox = create_sandbox(&self.work_dir, id)?;
-        spawn(task, &sandbox, &cgroup.procs_files())
-    }
+/// Creates the cgroup with `limits`, the sandbox of `id` under `work_dir`,
+/// and starts `task` in them.
+fn start(
+    work_dir: &Path,
+    id: &ContainerId,
+    task: &TaskInfo,
+    cgroup: &Cgroup,
+    limits: &Limits,
+) -> Result<tokio::process::Child, ContainerError> {
+    cgroup
+        .create(limits)
+        .map_err(|e| ContainerError::Launch(e.to_string()))?;
+    let sandbox = create_sandbox(work_dir, id)?;
+    spawn(task, &sandbox, &cgroup.procs_files())
 }
 
 impl Containerizer for CgroupsContainerizer {
     fn launch(&mut self, _now: Timestamp, id: &ContainerId, task: &TaskInfo) -> Result<(), ContainerError> {
-        if self.supervisor.contains(id) {
-            return Err(ContainerError::AlreadyExists(id.clone()));
-        }
         let cgroup = self.cgroup(id);
-        match self.start(id, task, &cgroup) {
-            Ok(child) => {
-                let limits = Limits::for_task(&task.resources, &self.config);
-                let contained = Contained { cgroup, limits };
-                self.supervisor.watch(id.clone(), child, Arc::new(contained));
-                Ok(())
-            }
-            Err(error) => {
-                if let Err(e) = cgroup.remove() {
-                    warn!(error = %e, "cannot remove the cgroup of a task that failed to start");
+        let limits = Limits::for_task(&task.resources, &self.config);
+        let (work_dir, container, task) = (self.work_dir.clone(), id.clone(), task.clone());
+        self.supervisor.launch(id, move || {
+            match start(&work_dir, &container, &task, &cgroup, &limits) {
+                Ok(child) => Ok((child, Arc::new(Contained { cgroup, limits }) as Arc<dyn Isolation>)),
+                Err(error) => {
+                    if let Err(e) = cgroup.remove() {
+                        warn!(error = %e, "cannot remove the cgroup of a task that failed to start");
+                    }
+                    Err(error)
                 }
-                Err(error)
             }
-        }
+        })
+    }
+
+    fn launches_in_background(&self) -> bool {
+        self.supervisor.in_background()
     }
 
     fn kill(&mut self, _now: Timestamp, id: &ContainerId, grace: Duration) {
