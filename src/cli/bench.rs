@@ -38,6 +38,8 @@ const CLUSTER_TIMEOUT: Duration = Duration::from_secs(300);
 pub(crate) enum BenchCommand {
     /// Launch N `true` tasks on a one-machine cluster, against N bare fork+execs.
     Launch(LaunchArgs),
+    /// The allocator alone (Mesos' allocator benchmarks A1, A2), on a virtual clock.
+    Allocator(crate::cli::bench_allocator::AllocatorArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,6 +80,7 @@ struct LaunchReport {
 pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Launch(args) => launch(args).await,
+        BenchCommand::Allocator(args) => crate::cli::bench_allocator::run(args),
     }
 }
 

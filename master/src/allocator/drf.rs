@@ -2,19 +2,47 @@
 //!
 //! Each cycle visits the active agents in a seeded random order. For each
 //! agent, roles are ordered by weighted dominant share, then frameworks
-//! within a role by dominant share (ties broken by id, so the order is
-//! deterministic); the first framework that wants the agent's free resources
-//! for that role receives all of them as one allocation. Shares are updated
-//! after every allocation, so one cycle spreads the cluster across frameworks.
+//! within a role by dominant share (ties broken by role name and framework
+//! id, so the order is deterministic); the first framework that wants the
+//! agent's free resources for that role receives all of them as one
+//! allocation. Shares are updated after every allocation, so one cycle
+//! spreads the cluster across frameworks. A decline filter on (framework,
+//! agent, role) blocks an offer while it is in force and the offer is
+//! contained in the declined resources.
 //!
-//! This first version recomputes the order for each agent; it is correct and
-//! simple, and the allocator issue replaces it with incremental sorters.
+//! The policy is defined by the straightforward [`ReferenceDrfAllocator`]
+//! (`super::reference`); this implementation makes the same decisions with
+//! data structures built for 10,000s of agents and 1,000s of frameworks:
+//!
+//! - ids are interned as dense indices ([`AgentIdx`], [`FrameworkIdx`],
+//!   [`RoleIdx`]); id maps are only used at the trait boundary;
+//! - dominant shares are cached, and the order of roles and of the eligible
+//!   (active, unsuppressed) frameworks of each role are kept in sorted sets
+//!   keyed by (share, name), updated when a share changes. When the cluster
+//!   total changes (agents come and go) every share changes; the sets are
+//!   then rebuilt once, lazily, at the next cycle;
+//! - each agent keeps its free resources, whether they reach the minimum,
+//!   and whether they hold reservations, up to date on every change, so a
+//!   cycle neither clones nor recomputes them per visit;
+//! - decline filters live on the agent, keyed by (framework, role) indices;
+//!   declined resource sets are shared (`Arc`) between the filters of an
+//!   agent, and the containment test against the current offer is cached per
+//!   agent until its free resources change. An expiry index gives the next
+//!   expiry and purges expired filters without a scan;
+//! - an agent on which no framework could take anything is marked
+//!   *exhausted* for its current free resources and the current eligibility
+//!   epoch (bumped whenever a framework's eligibility changes or a filter is
+//!   lifted), so later cycles skip it in O(1) until something changes.
+//!
+//! [`ReferenceDrfAllocator`]: super::reference::ReferenceDrfAllocator
 
 use super::{Allocation, Allocator, FrameworkShare, Used};
 use agora_proto::{AgentId, FrameworkId, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Settings of the DRF allocator.
@@ -40,46 +68,138 @@ impl Default for DrfConfig {
     }
 }
 
-#[derive(Debug)]
-struct AgentSlot {
-    total: Resources,
-    allocated: Resources,
-    active: bool,
-    /// What each (framework, role) holds here, so removing the agent can
-    /// give it back to the right shares.
-    holders: BTreeMap<(FrameworkId, String), Resources>,
-}
+/// Dense index of an agent id inside the allocator (never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct AgentIdx(u32);
 
-#[derive(Debug)]
-struct FrameworkSlot {
-    roles: Vec<String>,
-    active: bool,
-    suppressed: BTreeSet<String>,
-    allocated: Resources,
-}
+/// Dense index of a framework id inside the allocator (never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct FrameworkIdx(u32);
 
-#[derive(Debug, Default)]
-struct RoleSlot {
-    allocated: Resources,
-    frameworks: BTreeSet<FrameworkId>,
+/// Dense index of a role name inside the allocator (never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct RoleIdx(u32);
+
+/// A dominant share, totally ordered (as `f64::total_cmp`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Share(f64);
+
+impl PartialEq for Share {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Share {}
+impl PartialOrd for Share {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Share {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }
 
 #[derive(Debug)]
 struct Filter {
     until: Timestamp,
-    resources: Resources,
+    /// Shared between the filters of one agent that declined the same set.
+    resources: Arc<Resources>,
+}
+
+/// An agent currently known to the allocator.
+#[derive(Debug)]
+struct AgentSlot {
+    total: Resources,
+    allocated: Resources,
+    /// `total - allocated`, kept up to date.
+    free: Resources,
+    /// `free` reaches `min_allocatable`.
+    free_meets_min: bool,
+    /// `free` holds no reserved resources, so the offer to any role is `free`.
+    free_unreserved: bool,
+    /// Changes (to a fresh value of the allocator's counter) whenever `free` does.
+    version: u64,
+    active: bool,
+    /// What each (framework, role) holds here, so removing the agent can
+    /// give it back to the right shares.
+    holders: BTreeMap<(FrameworkIdx, RoleIdx), Resources>,
+    /// Cached `filter.resources.contains(offer to role)` for this `version`.
+    contains_cache: Vec<(Arc<Resources>, RoleIdx, bool)>,
+    contains_version: u64,
+    /// (version, epoch) at which no framework could take anything here.
+    exhausted: Option<(u64, u64)>,
+}
+
+/// Everything about one agent id; `slot` is `None` while it is not known
+/// (decline filters may outlive the agent, as in the reference policy).
+#[derive(Debug)]
+struct AgentEntry {
+    id: AgentId,
+    slot: Option<AgentSlot>,
+    /// Decline filters on this agent by (framework, role).
+    filters: BTreeMap<(FrameworkIdx, RoleIdx), Filter>,
+    /// The most recently declined set, to share it between filters.
+    last_declined: Option<Arc<Resources>>,
+}
+
+#[derive(Debug)]
+struct FrameworkEntry {
+    id: Arc<FrameworkId>,
+    /// Whether the framework is added (charges to an unknown framework are dropped).
+    present: bool,
+    roles: Vec<RoleIdx>,
+    /// The spelling of `roles` as given (suppress with no roles uses it).
+    role_names: Vec<String>,
+    active: bool,
+    suppressed: BTreeSet<RoleIdx>,
+    allocated: Resources,
+    /// The share it is filed under in the sorters (valid unless `shares_stale`).
+    share: Share,
+    /// The roles whose sorter holds it.
+    in_sorters: Vec<RoleIdx>,
+    /// Its decline filters, by (agent, role).
+    filters: BTreeSet<(AgentIdx, RoleIdx)>,
+}
+
+#[derive(Debug)]
+struct RoleEntry {
+    name: Arc<str>,
+    weight: f64,
+    allocated: Resources,
+    /// Weighted share it is filed under in `role_order`.
+    share: Share,
+    /// Its eligible frameworks (present, active, not suppressed), best first.
+    sorter: BTreeSet<(Share, Arc<FrameworkId>, FrameworkIdx)>,
 }
 
 /// The hierarchical DRF allocator. See the module documentation.
 #[derive(Debug)]
 pub struct DrfAllocator {
     config: DrfConfig,
-    agents: BTreeMap<AgentId, AgentSlot>,
-    frameworks: BTreeMap<FrameworkId, FrameworkSlot>,
-    roles: BTreeMap<String, RoleSlot>,
-    /// Decline filters by (framework, agent, role).
-    filters: BTreeMap<(FrameworkId, AgentId, String), Filter>,
+    agent_index: HashMap<AgentId, AgentIdx>,
+    agents: Vec<AgentEntry>,
+    /// Known agents by id (the order the random shuffle starts from); rebuilt
+    /// when agents come or go.
+    agent_order: Option<Vec<AgentIdx>>,
+    framework_index: HashMap<FrameworkId, FrameworkIdx>,
+    frameworks: Vec<FrameworkEntry>,
+    role_index: HashMap<String, RoleIdx>,
+    roles: Vec<RoleEntry>,
+    /// Every role, best first.
+    role_order: BTreeSet<(Share, Arc<str>, RoleIdx)>,
+    /// Every decline filter by expiry.
+    expiry: BTreeSet<(Timestamp, AgentIdx, FrameworkIdx, RoleIdx)>,
     total: Resources,
+    /// `total`'s scalars summed per name, for shares.
+    total_by_name: Vec<(String, Scalar)>,
+    /// The total changed: every cached share and sorter is out of date.
+    shares_stale: bool,
+    /// Bumped when a framework's eligibility changes or a filter is lifted.
+    epoch: u64,
+    /// Source of agent versions.
+    counter: u64,
 }
 
 impl DrfAllocator {
@@ -87,26 +207,37 @@ impl DrfAllocator {
     pub fn new(config: DrfConfig) -> Self {
         Self {
             config,
-            agents: BTreeMap::new(),
-            frameworks: BTreeMap::new(),
-            roles: BTreeMap::new(),
-            filters: BTreeMap::new(),
+            agent_index: HashMap::new(),
+            agents: Vec::new(),
+            agent_order: None,
+            framework_index: HashMap::new(),
+            frameworks: Vec::new(),
+            role_index: HashMap::new(),
+            roles: Vec::new(),
+            role_order: BTreeSet::new(),
+            expiry: BTreeSet::new(),
             total: Resources::new(),
+            total_by_name: Vec::new(),
+            shares_stale: false,
+            epoch: 0,
+            counter: 0,
         }
     }
 
-    fn meets_minimum(&self, resources: &Resources) -> bool {
-        self.config
-            .min_allocatable
+    fn meets_minimum(min_allocatable: &[Resources], resources: &Resources) -> bool {
+        min_allocatable
             .iter()
             .any(|min| min.scalars().all(|(key, value)| resources.scalar(&key.name) >= value))
     }
 
-    /// Dominant share of `allocated` against the cluster total.
-    fn dominant_share(&self, allocated: &Resources) -> f64 {
+    /// Dominant share of `allocated` against the cluster total (as the reference computes it).
+    fn dominant_share(total_by_name: &[(String, Scalar)], allocated: &Resources) -> f64 {
         let mut share: f64 = 0.0;
         for (key, used) in allocated.scalars() {
-            let total = self.total.scalar(&key.name);
+            let total = total_by_name
+                .iter()
+                .find(|(name, _)| *name == key.name)
+                .map_or(Scalar::ZERO, |(_, v)| *v);
             if total > Scalar::ZERO {
                 share = share.max(used.milli() as f64 / total.milli() as f64);
             }
@@ -114,186 +245,481 @@ impl DrfAllocator {
         share
     }
 
-    fn weight(&self, role: &str) -> f64 {
-        self.config
+    fn set_total(&mut self, total: Resources) {
+        let mut by_name: Vec<(String, Scalar)> = Vec::new();
+        for name in total.scalar_names() {
+            by_name.push((name.to_owned(), total.scalar(name)));
+        }
+        self.total = total;
+        self.total_by_name = by_name;
+        self.shares_stale = true;
+    }
+
+    fn next_version(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    fn agent_idx(&mut self, id: &AgentId) -> AgentIdx {
+        if let Some(idx) = self.agent_index.get(id) {
+            return *idx;
+        }
+        let idx = AgentIdx(u32::try_from(self.agents.len()).unwrap_or(u32::MAX));
+        self.agents.push(AgentEntry {
+            id: id.clone(),
+            slot: None,
+            filters: BTreeMap::new(),
+            last_declined: None,
+        });
+        self.agent_index.insert(id.clone(), idx);
+        idx
+    }
+
+    fn framework_idx(&mut self, id: &FrameworkId) -> FrameworkIdx {
+        if let Some(idx) = self.framework_index.get(id) {
+            return *idx;
+        }
+        let idx = FrameworkIdx(u32::try_from(self.frameworks.len()).unwrap_or(u32::MAX));
+        self.frameworks.push(FrameworkEntry {
+            id: Arc::new(id.clone()),
+            present: false,
+            roles: Vec::new(),
+            role_names: Vec::new(),
+            active: false,
+            suppressed: BTreeSet::new(),
+            allocated: Resources::new(),
+            share: Share::default(),
+            in_sorters: Vec::new(),
+            filters: BTreeSet::new(),
+        });
+        self.framework_index.insert(id.clone(), idx);
+        idx
+    }
+
+    fn role_idx(&mut self, name: &str) -> RoleIdx {
+        if let Some(idx) = self.role_index.get(name) {
+            return *idx;
+        }
+        let idx = RoleIdx(u32::try_from(self.roles.len()).unwrap_or(u32::MAX));
+        let weight = self
+            .config
             .weights
-            .get(role)
+            .get(name)
             .copied()
             .filter(|w| *w > 0.0)
-            .unwrap_or(1.0)
+            .unwrap_or(1.0);
+        let name: Arc<str> = Arc::from(name);
+        self.role_order.insert((Share(0.0), name.clone(), idx));
+        self.roles.push(RoleEntry {
+            name: name.clone(),
+            weight,
+            allocated: Resources::new(),
+            share: Share(0.0),
+            sorter: BTreeSet::new(),
+        });
+        self.role_index.insert(name.to_string(), idx);
+        // Filed under share 0, which is right while it holds nothing; a charge re-files it.
+        idx
     }
 
-    fn charge(&mut self, framework_id: &FrameworkId, agent_id: &AgentId, role: &str, resources: &Resources) {
-        if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.allocated += resources;
-            *agent
-                .holders
-                .entry((framework_id.clone(), role.to_owned()))
-                .or_default() += resources;
-        }
-        if let Some(framework) = self.frameworks.get_mut(framework_id) {
-            framework.allocated += resources;
-        }
-        self.roles.entry(role.to_owned()).or_default().allocated += resources;
+    fn framework(&self, f: FrameworkIdx) -> &FrameworkEntry {
+        &self.frameworks[f.0 as usize]
     }
 
-    fn discharge(&mut self, framework_id: &FrameworkId, agent_id: &AgentId, role: &str, resources: &Resources) {
-        if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.allocated -= resources;
-            let key = (framework_id.clone(), role.to_owned());
-            if let Some(held) = agent.holders.get_mut(&key) {
-                *held -= resources;
-                if held.is_empty() {
-                    agent.holders.remove(&key);
+    /// Re-files framework `f` under its current share (no-op while stale).
+    fn refresh_framework_share(&mut self, f: FrameworkIdx) {
+        if self.shares_stale {
+            return;
+        }
+        let fw = &self.frameworks[f.0 as usize];
+        let share = Share(Self::dominant_share(&self.total_by_name, &fw.allocated));
+        if share == fw.share {
+            return;
+        }
+        let old = fw.share;
+        for r in &fw.in_sorters {
+            let sorter = &mut self.roles[r.0 as usize].sorter;
+            sorter.remove(&(old, fw.id.clone(), f));
+            sorter.insert((share, fw.id.clone(), f));
+        }
+        self.frameworks[f.0 as usize].share = share;
+    }
+
+    /// Re-files role `r` under its current weighted share (no-op while stale).
+    fn refresh_role_share(&mut self, r: RoleIdx) {
+        if self.shares_stale {
+            return;
+        }
+        let role = &mut self.roles[r.0 as usize];
+        let share = Share(Self::dominant_share(&self.total_by_name, &role.allocated) / role.weight);
+        if share == role.share {
+            return;
+        }
+        self.role_order.remove(&(role.share, role.name.clone(), r));
+        self.role_order.insert((share, role.name.clone(), r));
+        role.share = share;
+    }
+
+    /// Takes framework `f` out of every sorter.
+    fn detach(&mut self, f: FrameworkIdx) {
+        let fw = &mut self.frameworks[f.0 as usize];
+        for r in std::mem::take(&mut fw.in_sorters) {
+            self.roles[r.0 as usize].sorter.remove(&(fw.share, fw.id.clone(), f));
+        }
+    }
+
+    /// Files framework `f` in the sorter of every role it is eligible for.
+    fn attach(&mut self, f: FrameworkIdx) {
+        let fw = &mut self.frameworks[f.0 as usize];
+        if !(fw.present && fw.active) {
+            return;
+        }
+        for r in &fw.roles {
+            if !fw.suppressed.contains(r) {
+                self.roles[r.0 as usize].sorter.insert((fw.share, fw.id.clone(), f));
+                fw.in_sorters.push(*r);
+            }
+        }
+    }
+
+    /// Eligibility of `f` may have changed.
+    fn reattach(&mut self, f: FrameworkIdx) {
+        self.detach(f);
+        self.attach(f);
+        self.epoch += 1;
+    }
+
+    /// Recomputes every share and rebuilds every sorter (after the total changed).
+    fn rebuild_sorters(&mut self) {
+        if !self.shares_stale {
+            return;
+        }
+        for role in &mut self.roles {
+            role.sorter.clear();
+        }
+        self.role_order.clear();
+        for (i, role) in self.roles.iter_mut().enumerate() {
+            role.share = Share(Self::dominant_share(&self.total_by_name, &role.allocated) / role.weight);
+            self.role_order
+                .insert((role.share, role.name.clone(), RoleIdx(i as u32)));
+        }
+        for i in 0..self.frameworks.len() {
+            let fw = &mut self.frameworks[i];
+            fw.in_sorters.clear();
+            fw.share = Share(Self::dominant_share(&self.total_by_name, &fw.allocated));
+            self.attach(FrameworkIdx(i as u32));
+        }
+        self.shares_stale = false;
+    }
+
+    /// Recomputes an agent's derived fields after `allocated` changed.
+    fn refresh_free(min_allocatable: &[Resources], version: u64, agent: &mut AgentSlot) {
+        agent.free = agent.total.clone() - &agent.allocated;
+        Self::refresh_free_flags(min_allocatable, version, agent);
+    }
+
+    fn refresh_free_flags(min_allocatable: &[Resources], version: u64, agent: &mut AgentSlot) {
+        agent.free_meets_min = Self::meets_minimum(min_allocatable, &agent.free);
+        agent.free_unreserved = agent.free.scalars().all(|(k, _)| k.reservation.is_none())
+            && agent.free.ranges().all(|(k, _)| k.reservation.is_none())
+            && agent.free.sets().all(|(k, _)| k.reservation.is_none());
+        agent.version = version;
+    }
+
+    fn charge(&mut self, f: FrameworkIdx, a: Option<AgentIdx>, r: RoleIdx, resources: &Resources) {
+        if let Some(a) = a {
+            let version = self.next_version();
+            if let Some(agent) = self.agents[a.0 as usize].slot.as_mut() {
+                agent.allocated += resources;
+                *agent.holders.entry((f, r)).or_default() += resources;
+                Self::refresh_free(&self.config.min_allocatable, version, agent);
+            }
+        }
+        self.charge_shares(f, r, resources);
+    }
+
+    /// The framework's and role's part of a charge.
+    fn charge_shares(&mut self, f: FrameworkIdx, r: RoleIdx, resources: &Resources) {
+        if self.frameworks[f.0 as usize].present {
+            self.frameworks[f.0 as usize].allocated += resources;
+            self.refresh_framework_share(f);
+        }
+        self.roles[r.0 as usize].allocated += resources;
+        self.refresh_role_share(r);
+    }
+
+    /// Gives back `resources` (indices of unknown ids are `None`).
+    fn discharge(&mut self, f: Option<FrameworkIdx>, a: Option<AgentIdx>, r: Option<RoleIdx>, resources: &Resources) {
+        if let Some(a) = a {
+            let version = self.next_version();
+            if let Some(agent) = self.agents[a.0 as usize].slot.as_mut() {
+                // When `resources` is within `allocated` and `allocated` within
+                // `total`, nothing saturates: `total - (allocated - resources)`
+                // is `free + resources`, without cloning `total`.
+                let exact = agent.allocated.contains(resources) && agent.total.contains(&agent.allocated);
+                agent.allocated -= resources;
+                if exact {
+                    agent.free += resources;
+                    Self::refresh_free_flags(&self.config.min_allocatable, version, agent);
+                    debug_assert_eq!(agent.free, agent.total.clone() - &agent.allocated);
+                } else {
+                    Self::refresh_free(&self.config.min_allocatable, version, agent);
+                }
+                if let (Some(f), Some(r)) = (f, r)
+                    && let Some(held) = agent.holders.get_mut(&(f, r))
+                {
+                    *held -= resources;
+                    if held.is_empty() {
+                        agent.holders.remove(&(f, r));
+                    }
                 }
             }
         }
-        if let Some(framework) = self.frameworks.get_mut(framework_id) {
-            framework.allocated -= resources;
+        if let Some(f) = f
+            && self.frameworks[f.0 as usize].present
+        {
+            self.frameworks[f.0 as usize].allocated -= resources;
+            self.refresh_framework_share(f);
         }
-        if let Some(slot) = self.roles.get_mut(role) {
-            slot.allocated -= resources;
+        if let Some(r) = r {
+            self.roles[r.0 as usize].allocated -= resources;
+            self.refresh_role_share(r);
         }
     }
 
-    /// Candidates for an agent, best first: roles by weighted dominant share,
-    /// then frameworks by dominant share.
-    fn candidates(&self) -> Vec<(String, FrameworkId)> {
-        let mut roles: Vec<(f64, &String, &RoleSlot)> = self
-            .roles
-            .iter()
-            .filter(|(_, slot)| !slot.frameworks.is_empty())
-            .map(|(name, slot)| (self.dominant_share(&slot.allocated) / self.weight(name), name, slot))
-            .collect();
-        roles.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        let mut out = Vec::new();
-        for (_, role, slot) in roles {
-            let mut frameworks: Vec<(f64, &FrameworkId)> = slot
-                .frameworks
-                .iter()
-                .filter_map(|id| {
-                    let fw = self.frameworks.get(id)?;
-                    (fw.active && !fw.suppressed.contains(role)).then(|| (self.dominant_share(&fw.allocated), id))
-                })
-                .collect();
-            frameworks.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-            out.extend(frameworks.into_iter().map(|(_, id)| (role.clone(), id.clone())));
+    /// Removes the filter of `f` on `a` for `r` from every index.
+    fn remove_filter(&mut self, a: AgentIdx, f: FrameworkIdx, r: RoleIdx) {
+        if let Some(filter) = self.agents[a.0 as usize].filters.remove(&(f, r)) {
+            self.expiry.remove(&(filter.until, a, f, r));
+            self.frameworks[f.0 as usize].filters.remove(&(a, r));
+            self.epoch += 1;
         }
-        out
     }
 
-    fn filtered(
-        &self,
-        now: Timestamp,
-        framework_id: &FrameworkId,
-        agent_id: &AgentId,
-        role: &str,
-        offer: &Resources,
-    ) -> bool {
-        self.filters
-            .get(&(framework_id.clone(), agent_id.clone(), role.to_owned()))
-            .is_some_and(|f| f.until > now && f.resources.contains(offer))
+    /// Picks the framework and role that receive agent `a`'s free resources
+    /// now, with the offer when it is not the whole of `free`.
+    fn choose(&mut self, a: AgentIdx, now: Timestamp) -> Option<(FrameworkIdx, RoleIdx, Option<Resources>)> {
+        let entry = &mut self.agents[a.0 as usize];
+        let agent = entry.slot.as_mut()?;
+        if !agent.free_meets_min || agent.exhausted == Some((agent.version, self.epoch)) {
+            return None;
+        }
+        if agent.contains_version != agent.version {
+            agent.contains_cache.clear();
+            agent.contains_version = agent.version;
+        }
+        for (_, _, r) in &self.role_order {
+            let role = &self.roles[r.0 as usize];
+            if role.sorter.is_empty() {
+                continue;
+            }
+            let reserved_offer;
+            let offer = if agent.free_unreserved {
+                &agent.free
+            } else {
+                reserved_offer = agent.free.allocatable_to(&role.name);
+                if !Self::meets_minimum(&self.config.min_allocatable, &reserved_offer) {
+                    continue;
+                }
+                &reserved_offer
+            };
+            for (_, _, f) in &role.sorter {
+                let blocked = entry.filters.get(&(*f, *r)).is_some_and(|filter| {
+                    filter.until > now && {
+                        let cached = agent
+                            .contains_cache
+                            .iter()
+                            .find(|(res, role, _)| *role == *r && Arc::ptr_eq(res, &filter.resources));
+                        match cached {
+                            Some((_, _, contains)) => *contains,
+                            None => {
+                                let contains = filter.resources.contains(offer);
+                                if agent.contains_cache.len() < 8 {
+                                    agent.contains_cache.push((filter.resources.clone(), *r, contains));
+                                }
+                                contains
+                            }
+                        }
+                    }
+                });
+                if !blocked {
+                    let offer = (!agent.free_unreserved).then(|| offer.clone());
+                    return Some((*f, *r, offer));
+                }
+            }
+        }
+        agent.exhausted = Some((agent.version, self.epoch));
+        None
+    }
+
+    /// Gives framework `f` the offer on agent `a` for role `r` (`None`: all of `free`).
+    fn allocate_one(&mut self, f: FrameworkIdx, a: AgentIdx, r: RoleIdx, offer: Option<Resources>) -> Allocation {
+        let version = self.next_version();
+        let min = &self.config.min_allocatable;
+        let entry = &mut self.agents[a.0 as usize];
+        let Some(agent) = entry.slot.as_mut() else {
+            unreachable!("chosen agents are known")
+        };
+        let resources = match offer {
+            Some(offer) => {
+                agent.allocated += &offer;
+                Self::refresh_free(min, version, agent);
+                offer
+            }
+            None => {
+                // All of `free` goes: `total - (allocated + (total - allocated))` is empty.
+                let offer = std::mem::take(&mut agent.free);
+                agent.allocated += &offer;
+                Self::refresh_free_flags(min, version, agent);
+                debug_assert_eq!(agent.free, agent.total.clone() - &agent.allocated);
+                offer
+            }
+        };
+        *agent.holders.entry((f, r)).or_default() += &resources;
+        let agent_id = entry.id.clone();
+        self.charge_shares(f, r, &resources);
+        Allocation {
+            framework_id: (*self.framework(f).id).clone(),
+            agent_id,
+            role: self.roles[r.0 as usize].name.to_string(),
+            resources,
+        }
+    }
+
+    fn set_roles(&mut self, f: FrameworkIdx, roles: &[String]) {
+        let mut idxs: Vec<RoleIdx> = roles.iter().map(|r| self.role_idx(r)).collect();
+        idxs.sort_unstable();
+        idxs.dedup();
+        let fw = &mut self.frameworks[f.0 as usize];
+        fw.roles = idxs;
+        fw.role_names = roles.to_vec();
     }
 }
 
 impl Allocator for DrfAllocator {
     fn add_agent(&mut self, agent_id: &AgentId, total: &Resources, used: &[Used]) {
         self.remove_agent(agent_id);
-        self.total += total;
-        self.agents.insert(
-            agent_id.clone(),
-            AgentSlot {
-                total: total.clone(),
-                allocated: Resources::new(),
-                active: true,
-                holders: BTreeMap::new(),
-            },
-        );
+        let a = self.agent_idx(agent_id);
+        let version = self.next_version();
+        let mut slot = AgentSlot {
+            total: total.clone(),
+            allocated: Resources::new(),
+            free: Resources::new(),
+            free_meets_min: false,
+            free_unreserved: true,
+            version,
+            active: true,
+            holders: BTreeMap::new(),
+            contains_cache: Vec::new(),
+            contains_version: 0,
+            exhausted: None,
+        };
+        Self::refresh_free(&self.config.min_allocatable, version, &mut slot);
+        self.agents[a.0 as usize].slot = Some(slot);
+        self.agent_order = None;
+        let new_total = self.total.clone() + total;
+        self.set_total(new_total);
         for u in used {
-            self.charge(&u.framework_id, agent_id, &u.role, &u.resources);
+            let f = self.framework_idx(&u.framework_id);
+            let r = self.role_idx(&u.role);
+            self.charge(f, Some(a), r, &u.resources);
         }
     }
 
     fn remove_agent(&mut self, agent_id: &AgentId) {
-        let Some(agent) = self.agents.remove(agent_id) else {
+        let Some(a) = self.agent_index.get(agent_id).copied() else {
             return;
         };
-        self.total -= &agent.total;
-        for ((framework_id, role), held) in &agent.holders {
-            if let Some(framework) = self.frameworks.get_mut(framework_id) {
-                framework.allocated -= held;
+        let Some(agent) = self.agents[a.0 as usize].slot.take() else {
+            return;
+        };
+        self.agent_order = None;
+        let new_total = std::mem::take(&mut self.total) - &agent.total;
+        self.set_total(new_total);
+        for ((f, r), held) in &agent.holders {
+            let fw = &mut self.frameworks[f.0 as usize];
+            if fw.present {
+                fw.allocated -= held;
             }
-            if let Some(slot) = self.roles.get_mut(role) {
-                slot.allocated -= held;
-            }
+            self.roles[r.0 as usize].allocated -= held;
         }
-        self.filters.retain(|(_, a, _), _| a != agent_id);
+        let keys: Vec<(FrameworkIdx, RoleIdx)> = self.agents[a.0 as usize].filters.keys().copied().collect();
+        for (f, r) in keys {
+            self.remove_filter(a, f, r);
+        }
     }
 
     fn set_agent_active(&mut self, agent_id: &AgentId, active: bool) {
-        if let Some(agent) = self.agents.get_mut(agent_id) {
+        if let Some(a) = self.agent_index.get(agent_id)
+            && let Some(agent) = self.agents[a.0 as usize].slot.as_mut()
+        {
             agent.active = active;
         }
     }
 
     fn add_framework(&mut self, framework_id: &FrameworkId, roles: &[String], used: &[Used]) {
-        self.frameworks.insert(
-            framework_id.clone(),
-            FrameworkSlot {
-                roles: roles.to_vec(),
-                active: true,
-                suppressed: BTreeSet::new(),
-                allocated: Resources::new(),
-            },
-        );
-        for role in roles {
-            self.roles
-                .entry(role.clone())
-                .or_default()
-                .frameworks
-                .insert(framework_id.clone());
-        }
+        let f = self.framework_idx(framework_id);
+        self.detach(f);
+        self.set_roles(f, roles);
+        let fw = &mut self.frameworks[f.0 as usize];
+        fw.present = true;
+        fw.active = true;
+        fw.suppressed.clear();
+        fw.allocated = Resources::new();
+        fw.share = Share(0.0);
+        self.attach(f);
+        self.epoch += 1;
         for u in used {
-            self.charge(framework_id, &u.agent_id, &u.role, &u.resources);
+            let a = self.agent_index.get(&u.agent_id).copied();
+            let r = self.role_idx(&u.role);
+            self.charge(f, a, r, &u.resources);
         }
     }
 
     fn remove_framework(&mut self, framework_id: &FrameworkId) {
-        let Some(framework) = self.frameworks.remove(framework_id) else {
+        let Some(f) = self.framework_index.get(framework_id).copied() else {
             return;
         };
-        for role in &framework.roles {
-            if let Some(slot) = self.roles.get_mut(role) {
-                slot.frameworks.remove(framework_id);
-            }
+        if !self.frameworks[f.0 as usize].present {
+            return;
         }
-        self.filters.retain(|(f, _, _), _| f != framework_id);
+        self.detach(f);
+        let fw = &mut self.frameworks[f.0 as usize];
+        fw.present = false;
+        fw.roles.clear();
+        fw.role_names.clear();
+        fw.suppressed.clear();
+        fw.allocated = Resources::new();
+        let filters: Vec<(AgentIdx, RoleIdx)> = fw.filters.iter().copied().collect();
+        for (a, r) in filters {
+            self.remove_filter(a, f, r);
+        }
+        self.epoch += 1;
     }
 
     fn set_framework_active(&mut self, framework_id: &FrameworkId, active: bool) {
-        if let Some(framework) = self.frameworks.get_mut(framework_id) {
-            framework.active = active;
+        if let Some(f) = self.framework_index.get(framework_id).copied()
+            && self.frameworks[f.0 as usize].present
+        {
+            self.frameworks[f.0 as usize].active = active;
+            self.reattach(f);
         }
     }
 
     fn update_framework_roles(&mut self, framework_id: &FrameworkId, roles: &[String]) {
-        let Some(framework) = self.frameworks.get_mut(framework_id) else {
+        let Some(f) = self.framework_index.get(framework_id).copied() else {
             return;
         };
-        let old = std::mem::replace(&mut framework.roles, roles.to_vec());
-        framework.suppressed.retain(|r| roles.contains(r));
-        for role in &old {
-            if let Some(slot) = self.roles.get_mut(role) {
-                slot.frameworks.remove(framework_id);
-            }
+        if !self.frameworks[f.0 as usize].present {
+            return;
         }
-        for role in roles {
-            self.roles
-                .entry(role.clone())
-                .or_default()
-                .frameworks
-                .insert(framework_id.clone());
-        }
+        self.detach(f);
+        self.set_roles(f, roles);
+        let fw = &mut self.frameworks[f.0 as usize];
+        let keep = fw.roles.clone();
+        fw.suppressed.retain(|r| keep.contains(r));
+        self.attach(f);
+        self.epoch += 1;
     }
 
     fn recover(
@@ -305,99 +731,161 @@ impl Allocator for DrfAllocator {
         resources: &Resources,
         refuse: Option<Duration>,
     ) {
-        self.discharge(framework_id, agent_id, role, resources);
+        let f = self.framework_index.get(framework_id).copied();
+        let a = self.agent_index.get(agent_id).copied();
+        let r = self.role_index.get(role).copied();
+        self.discharge(f, a, r, resources);
         let Some(refuse) = refuse.filter(|r| !r.is_zero()) else {
             return;
         };
-        if resources.is_empty() || !self.frameworks.contains_key(framework_id) {
+        let Some(f) = f else {
+            return;
+        };
+        if resources.is_empty() || !self.frameworks[f.0 as usize].present {
             return;
         }
         let until = now + refuse;
-        let key = (framework_id.clone(), agent_id.clone(), role.to_owned());
-        match self.filters.get_mut(&key) {
-            // A second decline widens the filter to both sets and keeps the later expiry.
-            Some(filter) if filter.until > now => {
-                filter.resources += resources;
-                filter.until = filter.until.max(until);
+        let a = a.unwrap_or_else(|| self.agent_idx(agent_id));
+        let r = r.unwrap_or_else(|| self.role_idx(role));
+        let entry = &mut self.agents[a.0 as usize];
+        let old = entry
+            .filters
+            .get(&(f, r))
+            .map(|filter| (filter.until, filter.until > now));
+        // A second decline widens the filter to both sets and keeps the later expiry.
+        let (new_until, widened) = match old {
+            Some((old_until, true)) => (old_until.max(until), true),
+            _ => (until, false),
+        };
+        let declined: Option<Resources> = match (widened, entry.filters.get(&(f, r))) {
+            (true, Some(filter)) => {
+                let mut wider = (*filter.resources).clone();
+                wider += resources;
+                Some(wider)
             }
+            _ => None,
+        };
+        let declined_ref = declined.as_ref().unwrap_or(resources);
+        // Share the declined set with the agent's previous filter when equal
+        // (the usual case: many frameworks decline the same free resources).
+        let shared = match &entry.last_declined {
+            Some(last) if **last == *declined_ref => last.clone(),
             _ => {
-                self.filters.insert(
-                    key,
-                    Filter {
-                        until,
-                        resources: resources.clone(),
-                    },
-                );
+                let fresh = Arc::new(declined.unwrap_or_else(|| resources.clone()));
+                entry.last_declined = Some(fresh.clone());
+                fresh
+            }
+        };
+        let old_until = old.map(|(until, _)| until);
+        entry.filters.insert(
+            (f, r),
+            Filter {
+                until: new_until,
+                resources: shared,
+            },
+        );
+        if let Some(old) = old_until {
+            self.expiry.remove(&(old, a, f, r));
+            if !widened {
+                // An expired filter replaced by a possibly narrower one.
+                self.epoch += 1;
             }
         }
+        self.expiry.insert((new_until, a, f, r));
+        self.frameworks[f.0 as usize].filters.insert((a, r));
     }
 
     fn suppress(&mut self, framework_id: &FrameworkId, roles: &[String]) {
-        if let Some(framework) = self.frameworks.get_mut(framework_id) {
-            let roles = if roles.is_empty() { &framework.roles } else { roles };
-            framework.suppressed.extend(roles.iter().cloned());
+        let Some(f) = self.framework_index.get(framework_id).copied() else {
+            return;
+        };
+        if !self.frameworks[f.0 as usize].present {
+            return;
         }
+        let names = if roles.is_empty() {
+            self.frameworks[f.0 as usize].role_names.clone()
+        } else {
+            roles.to_vec()
+        };
+        for name in &names {
+            let r = self.role_idx(name);
+            self.frameworks[f.0 as usize].suppressed.insert(r);
+        }
+        self.reattach(f);
     }
 
     fn revive(&mut self, framework_id: &FrameworkId, roles: &[String]) {
-        if let Some(framework) = self.frameworks.get_mut(framework_id) {
-            if roles.is_empty() {
-                framework.suppressed.clear();
-            } else {
-                framework.suppressed.retain(|r| !roles.contains(r));
+        let Some(f) = self.framework_index.get(framework_id).copied() else {
+            return;
+        };
+        let selected: Option<Vec<RoleIdx>> =
+            (!roles.is_empty()).then(|| roles.iter().filter_map(|r| self.role_index.get(r).copied()).collect());
+        let fw = &mut self.frameworks[f.0 as usize];
+        if fw.present {
+            match &selected {
+                None => fw.suppressed.clear(),
+                Some(rs) => fw.suppressed.retain(|r| !rs.contains(r)),
             }
         }
-        self.filters
-            .retain(|(f, _, role), _| f != framework_id || !(roles.is_empty() || roles.contains(role)));
+        let filters: Vec<(AgentIdx, RoleIdx)> = fw
+            .filters
+            .iter()
+            .copied()
+            .filter(|(_, r)| selected.as_ref().is_none_or(|rs| rs.contains(r)))
+            .collect();
+        for (a, r) in filters {
+            self.remove_filter(a, f, r);
+        }
+        if self.frameworks[f.0 as usize].present {
+            self.reattach(f);
+        }
     }
 
     fn allocate(&mut self, now: Timestamp, rng: &mut StdRng) -> Vec<Allocation> {
-        self.filters.retain(|_, f| f.until > now);
-        let mut order: Vec<AgentId> = self
-            .agents
+        while let Some(&(until, a, f, r)) = self.expiry.first() {
+            if until > now {
+                break;
+            }
+            self.remove_filter(a, f, r);
+        }
+        self.rebuild_sorters();
+        let agents = &self.agents;
+        let order = self.agent_order.get_or_insert_with(|| {
+            let mut known: Vec<AgentIdx> = (0..agents.len())
+                .filter(|i| agents[*i].slot.is_some())
+                .map(|i| AgentIdx(i as u32))
+                .collect();
+            known.sort_unstable_by(|x, y| agents[x.0 as usize].id.cmp(&agents[y.0 as usize].id));
+            known
+        });
+        let mut order: Vec<AgentIdx> = order
             .iter()
-            .filter(|(_, a)| a.active)
-            .map(|(id, _)| id.clone())
+            .copied()
+            .filter(|a| agents[a.0 as usize].slot.as_ref().is_some_and(|s| s.active))
             .collect();
         order.shuffle(rng);
 
-        let mut allocations = Vec::new();
-        for agent_id in order {
-            while let Some(agent) = self.agents.get(&agent_id) {
-                let free = agent.total.clone() - &agent.allocated;
-                if !self.meets_minimum(&free) {
-                    break;
-                }
-                let chosen = self.candidates().into_iter().find_map(|(role, framework_id)| {
-                    let offer = free.allocatable_to(&role);
-                    (self.meets_minimum(&offer) && !self.filtered(now, &framework_id, &agent_id, &role, &offer))
-                        .then_some((role, framework_id, offer))
-                });
-                let Some((role, framework_id, resources)) = chosen else {
-                    break;
-                };
-                self.charge(&framework_id, &agent_id, &role, &resources);
-                allocations.push(Allocation {
-                    framework_id,
-                    agent_id: agent_id.clone(),
-                    role,
-                    resources,
-                });
+        let mut allocations = Vec::with_capacity(order.len());
+        for a in order {
+            while let Some((f, r, offer)) = self.choose(a, now) {
+                allocations.push(self.allocate_one(f, a, r, offer));
             }
         }
         allocations
     }
 
     fn next_filter_expiry(&self) -> Option<Timestamp> {
-        self.filters.values().map(|f| f.until).min()
+        self.expiry.first().map(|(until, ..)| *until)
     }
 
     fn framework_share(&self, framework_id: &FrameworkId) -> FrameworkShare {
-        self.frameworks
+        self.framework_index
             .get(framework_id)
-            .map(|f| FrameworkShare {
-                dominant_share: self.dominant_share(&f.allocated),
-                allocated: f.allocated.clone(),
+            .map(|f| self.framework(*f))
+            .filter(|fw| fw.present)
+            .map(|fw| FrameworkShare {
+                dominant_share: Self::dominant_share(&self.total_by_name, &fw.allocated),
+                allocated: fw.allocated.clone(),
             })
             .unwrap_or_default()
     }
@@ -407,13 +895,14 @@ impl Allocator for DrfAllocator {
     }
 
     fn agent_allocated(&self, agent_id: &AgentId) -> Resources {
-        self.agents
+        self.agent_index
             .get(agent_id)
+            .and_then(|a| self.agents[a.0 as usize].slot.as_ref())
             .map(|a| a.allocated.clone())
             .unwrap_or_default()
     }
 
     fn active_filters(&self, now: Timestamp) -> usize {
-        self.filters.values().filter(|f| f.until > now).count()
+        self.expiry.iter().filter(|(until, ..)| *until > now).count()
     }
 }

@@ -7,6 +7,10 @@
 //! offered resources count towards dominant shares, as in Mesos.
 
 mod drf;
+#[cfg(test)]
+mod proptests;
+#[doc(hidden)]
+pub mod reference;
 
 pub use drf::{DrfAllocator, DrfConfig};
 

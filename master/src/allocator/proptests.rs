@@ -1,0 +1,272 @@
+//! The fast [`DrfAllocator`] against the straightforward
+//! [`ReferenceDrfAllocator`]: over random sequences of events, both make the
+//! same allocations (same order, same resources) and report the same figures.
+
+use super::reference::ReferenceDrfAllocator;
+use super::{Allocation, Allocator, DrfAllocator, DrfConfig, Used};
+use agora_proto::{AgentId, FrameworkId, Resources, Timestamp};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const ROLES: [&str; 3] = ["*", "web", "batch"];
+const AGENT_SPECS: [&str; 5] = [
+    "cpus:4;mem:4096;disk:1000;ports:[31000-31009]",
+    "cpus:2;mem:1024",
+    "cpus:8;mem:512;cpus(web):2;mem(web):1024",
+    "cpus(batch):4;mem(batch):2048;ports(batch):[100-110]",
+    "mem:20;cpus:0.005",
+];
+const USED_SPECS: [&str; 3] = ["cpus:1;mem:512", "cpus:0.5;mem:100;ports:[31000-31001]", "cpus(web):1"];
+
+#[derive(Clone, Debug)]
+enum Op {
+    AddAgent {
+        agent: u8,
+        spec: u8,
+        used: Option<(u8, u8, u8)>,
+    },
+    RemoveAgent(u8),
+    AgentActive(u8, bool),
+    AddFramework {
+        framework: u8,
+        roles: u8,
+    },
+    RemoveFramework(u8),
+    FrameworkActive(u8, bool),
+    UpdateRoles(u8, u8),
+    /// Recover the `n`-th outstanding allocation, with a filter of that many seconds.
+    Recover {
+        n: u8,
+        refuse: Option<u16>,
+        part: bool,
+    },
+    Suppress(u8, u8),
+    Revive(u8, u8),
+    Advance(u16),
+    Allocate,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..8u8, 0..5u8, proptest::option::of((0..6u8, 0..3u8, 0..3u8)))
+            .prop_map(|(agent, spec, used)| Op::AddAgent { agent, spec, used }),
+        1 => (0..8u8).prop_map(Op::RemoveAgent),
+        1 => (0..8u8, any::<bool>()).prop_map(|(a, b)| Op::AgentActive(a, b)),
+        3 => (0..6u8, 1..8u8).prop_map(|(framework, roles)| Op::AddFramework { framework, roles }),
+        1 => (0..6u8).prop_map(Op::RemoveFramework),
+        1 => (0..6u8, any::<bool>()).prop_map(|(f, b)| Op::FrameworkActive(f, b)),
+        1 => (0..6u8, 1..8u8).prop_map(|(f, r)| Op::UpdateRoles(f, r)),
+        6 => (any::<u8>(), proptest::option::of(0..20u16), any::<bool>())
+            .prop_map(|(n, refuse, part)| Op::Recover { n, refuse, part }),
+        1 => (0..6u8, 0..8u8).prop_map(|(f, r)| Op::Suppress(f, r)),
+        1 => (0..6u8, 0..8u8).prop_map(|(f, r)| Op::Revive(f, r)),
+        2 => (0..15u16).prop_map(Op::Advance),
+        4 => Just(Op::Allocate),
+    ]
+}
+
+fn res(spec: &str) -> Resources {
+    spec.parse().unwrap_or_else(|e| panic!("bad spec {spec}: {e}"))
+}
+
+fn agent_id(i: u8) -> AgentId {
+    AgentId::new(format!("a{i}")).expect("valid id")
+}
+
+fn framework_id(i: u8) -> FrameworkId {
+    FrameworkId::new(format!("f{i}")).expect("valid id")
+}
+
+/// Roles from a bit mask (bit i: `ROLES[i]`); 0 means none.
+fn roles(mask: u8) -> Vec<String> {
+    ROLES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, r)| (*r).to_owned())
+        .collect()
+}
+
+fn check_same(fast: &DrfAllocator, reference: &ReferenceDrfAllocator, now: Timestamp) {
+    assert_eq!(fast.cluster_total(), reference.cluster_total());
+    assert_eq!(fast.next_filter_expiry(), reference.next_filter_expiry());
+    assert_eq!(fast.active_filters(now), reference.active_filters(now));
+    for i in 0..8 {
+        assert_eq!(
+            fast.agent_allocated(&agent_id(i)),
+            reference.agent_allocated(&agent_id(i))
+        );
+    }
+    for i in 0..6 {
+        assert_eq!(
+            fast.framework_share(&framework_id(i)),
+            reference.framework_share(&framework_id(i))
+        );
+    }
+}
+
+fn run(ops: &[Op], seed: u64) {
+    let mut config = DrfConfig::default();
+    config.weights.insert("web".to_owned(), 2.0);
+    let mut fast = DrfAllocator::new(config.clone());
+    let mut reference = ReferenceDrfAllocator::new(config);
+    let (mut rng_fast, mut rng_ref) = (StdRng::seed_from_u64(seed), StdRng::seed_from_u64(seed));
+    let mut now = Timestamp::from_secs(1);
+    let mut outstanding: Vec<Allocation> = Vec::new();
+    // Frameworks currently added, so that a framework is only added when absent
+    // (re-adding a present id is not something the master does).
+    let mut present: BTreeMap<u8, Vec<String>> = BTreeMap::new();
+    for op in ops {
+        match op {
+            Op::AddAgent { agent, spec, used } => {
+                let used: Vec<Used> = used
+                    .iter()
+                    .map(|(f, u, r)| Used {
+                        framework_id: framework_id(*f),
+                        agent_id: agent_id(*agent),
+                        role: ROLES[*r as usize].to_owned(),
+                        resources: res(USED_SPECS[*u as usize]),
+                    })
+                    .collect();
+                let total = res(AGENT_SPECS[*spec as usize]);
+                fast.add_agent(&agent_id(*agent), &total, &used);
+                reference.add_agent(&agent_id(*agent), &total, &used);
+                outstanding.retain(|a| a.agent_id != agent_id(*agent));
+            }
+            Op::RemoveAgent(a) => {
+                fast.remove_agent(&agent_id(*a));
+                reference.remove_agent(&agent_id(*a));
+                outstanding.retain(|x| x.agent_id != agent_id(*a));
+            }
+            Op::AgentActive(a, b) => {
+                fast.set_agent_active(&agent_id(*a), *b);
+                reference.set_agent_active(&agent_id(*a), *b);
+            }
+            Op::AddFramework { framework, roles: mask } => {
+                if present.contains_key(framework) {
+                    continue;
+                }
+                let rs = roles(*mask);
+                fast.add_framework(&framework_id(*framework), &rs, &[]);
+                reference.add_framework(&framework_id(*framework), &rs, &[]);
+                present.insert(*framework, rs);
+            }
+            Op::RemoveFramework(f) => {
+                // The master recovers a framework's allocations before removing it.
+                let (mine, rest): (Vec<_>, Vec<_>) =
+                    outstanding.drain(..).partition(|a| a.framework_id == framework_id(*f));
+                outstanding = rest;
+                for a in mine {
+                    fast.recover(now, &a.framework_id, &a.agent_id, &a.role, &a.resources, None);
+                    reference.recover(now, &a.framework_id, &a.agent_id, &a.role, &a.resources, None);
+                }
+                fast.remove_framework(&framework_id(*f));
+                reference.remove_framework(&framework_id(*f));
+                present.remove(f);
+            }
+            Op::FrameworkActive(f, b) => {
+                fast.set_framework_active(&framework_id(*f), *b);
+                reference.set_framework_active(&framework_id(*f), *b);
+            }
+            Op::UpdateRoles(f, mask) => {
+                let rs = roles(*mask);
+                fast.update_framework_roles(&framework_id(*f), &rs);
+                reference.update_framework_roles(&framework_id(*f), &rs);
+                if let Some(old) = present.get_mut(f) {
+                    *old = rs;
+                }
+            }
+            Op::Recover { n, refuse, part } => {
+                if outstanding.is_empty() {
+                    continue;
+                }
+                let a = outstanding.remove(*n as usize % outstanding.len());
+                let refuse = refuse.map(|s| Duration::from_secs(u64::from(s)));
+                if *part {
+                    // Half of the scalars come back (a partial accept), the rest stays.
+                    let back = a.resources.filter(|k| k.name != "cpus");
+                    let kept = a.resources.clone() - &back;
+                    fast.recover(now, &a.framework_id, &a.agent_id, &a.role, &back, refuse);
+                    reference.recover(now, &a.framework_id, &a.agent_id, &a.role, &back, refuse);
+                    if !kept.is_empty() {
+                        outstanding.push(Allocation { resources: kept, ..a });
+                    }
+                } else {
+                    fast.recover(now, &a.framework_id, &a.agent_id, &a.role, &a.resources, refuse);
+                    reference.recover(now, &a.framework_id, &a.agent_id, &a.role, &a.resources, refuse);
+                }
+            }
+            Op::Suppress(f, mask) => {
+                let rs = roles(*mask);
+                fast.suppress(&framework_id(*f), &rs);
+                reference.suppress(&framework_id(*f), &rs);
+            }
+            Op::Revive(f, mask) => {
+                let rs = roles(*mask);
+                fast.revive(&framework_id(*f), &rs);
+                reference.revive(&framework_id(*f), &rs);
+            }
+            Op::Advance(s) => now += Duration::from_secs(u64::from(*s)),
+            Op::Allocate => {
+                let got = fast.allocate(now, &mut rng_fast);
+                let want = reference.allocate(now, &mut rng_ref);
+                assert_eq!(got, want, "allocations differ at {now:?}");
+                outstanding.extend(got);
+            }
+        }
+        check_same(&fast, &reference, now);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn fast_allocator_matches_the_reference(ops in proptest::collection::vec(op(), 1..80), seed in any::<u64>()) {
+        run(&ops, seed);
+    }
+}
+
+/// Many frameworks declining everything with long filters: the exhausted-agent
+/// skip and the shared filter sets must not change a decision.
+#[test]
+fn decline_rounds_match_the_reference() {
+    let mut fast = DrfAllocator::new(DrfConfig::default());
+    let mut reference = ReferenceDrfAllocator::new(DrfConfig::default());
+    let (mut rng_fast, mut rng_ref) = (StdRng::seed_from_u64(7), StdRng::seed_from_u64(7));
+    for f in 0..5 {
+        fast.add_framework(&framework_id(f), &["*".to_owned()], &[]);
+        reference.add_framework(&framework_id(f), &["*".to_owned()], &[]);
+    }
+    for a in 0..20 {
+        let total = res(AGENT_SPECS[0]);
+        let used = [Used {
+            framework_id: framework_id(a % 5),
+            agent_id: agent_id(a),
+            role: "*".to_owned(),
+            resources: res(USED_SPECS[1]),
+        }];
+        fast.add_agent(&agent_id(a), &total, &used);
+        reference.add_agent(&agent_id(a), &total, &used);
+    }
+    let mut now = Timestamp::from_secs(1);
+    for round in 0..14 {
+        let got = fast.allocate(now, &mut rng_fast);
+        let want = reference.allocate(now, &mut rng_ref);
+        assert_eq!(got, want, "round {round}");
+        for a in &got {
+            let refuse = Some(Duration::from_secs(if round == 8 { 3 } else { 3600 }));
+            fast.recover(now, &a.framework_id, &a.agent_id, &a.role, &a.resources, refuse);
+            reference.recover(now, &a.framework_id, &a.agent_id, &a.role, &a.resources, refuse);
+        }
+        if round == 11 {
+            fast.revive(&framework_id(2), &[]);
+            reference.revive(&framework_id(2), &[]);
+        }
+        now += Duration::from_secs(1);
+        check_same(&fast, &reference, now);
+    }
+}

@@ -1,0 +1,424 @@
+//! `agora bench allocator a1|a2`: the allocator benchmarks Mesos publishes
+//! (reference `benchmarks.md`, section A), driving the [`Allocator`] directly
+//! with a virtual clock, as Mesos' `hierarchical_allocator_benchmarks.cpp` does.
+//!
+//! - **A1, decline offers**: agents of `cpus:24;mem:4096;disk:4096;ports:[31000-32000]`,
+//!   agent *i* already running a task of framework *i mod F*
+//!   (`cpus:16;mem:2014;disk:1024`, 16 ports); then rounds in which one cycle
+//!   is timed and every offer is declined with a 365-day filter. The scenario
+//!   has 2F rounds; at most `--rounds` (default 50) are run and timed, the
+//!   first ones, in which every agent is still offered (the expensive part:
+//!   later rounds find every agent filtered).
+//! - **A2, many frameworks with real launches**: 80 agents, 4 service, 500 CI
+//!   and 50 analytics frameworks (19,500 tasks); each round one cycle is
+//!   timed, frameworks launch greedily from their offers and decline the rest
+//!   with no filter; a framework that has placed all its tasks suppresses.
+//!
+//! Memory is the growth of the process's resident set (`VmRSS`) over each
+//! setup step, divided by the number of agents, frameworks or filters added:
+//! an estimate (the heap keeps freed pages), good to the page.
+#![allow(clippy::disallowed_methods)] // a benchmark driver: it reads the clock
+
+use agora_master::allocator::reference::ReferenceDrfAllocator;
+use agora_master::allocator::{Allocator, DrfAllocator, DrfConfig, Used};
+use agora_proto::{AgentId, FrameworkId, Resources, Scalar, Timestamp};
+use anyhow::{Context, anyhow};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Mesos' published A1 figures: (agents, frameworks, text).
+const MESOS_A1: &[(usize, usize, &str)] = &[
+    (10_000, 1_000, "5.42 s → 3.53 s → 1.06 s (optimised)"),
+    (2_000, 2_000, "28.2 s"),
+    (20_000, 2_000, "≈4.4 s (1.7 release chart)"),
+];
+
+/// Which scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Scenario {
+    /// Decline offers (Mesos' reference allocator benchmark).
+    A1,
+    /// Many frameworks with real launches.
+    A2,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AllocatorArgs {
+    /// The scenario.
+    scenario: Scenario,
+    /// A1: one grid point with this many agents (default grid: 1k, 10k).
+    #[arg(long)]
+    agents: Option<usize>,
+    /// A1: one grid point with this many frameworks (default grid: 1, 100, 1000).
+    #[arg(long)]
+    frameworks: Option<usize>,
+    /// A1: the most rounds run and timed per grid point (the scenario has 2F).
+    #[arg(long, default_value_t = 50)]
+    rounds: usize,
+    /// Measure the first, straightforward allocator instead (the "before" figures).
+    #[arg(long)]
+    reference: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One A1 grid point.
+#[derive(Debug, Serialize)]
+struct A1Report {
+    allocator: &'static str,
+    agents: usize,
+    frameworks: usize,
+    /// Rounds run and timed (the scenario has 2F).
+    rounds: usize,
+    /// The first cycle, in ms.
+    first_cycle_ms: f64,
+    /// Median and 99th percentile of every timed cycle, in ms.
+    median_cycle_ms: f64,
+    p99_cycle_ms: f64,
+    /// Median time per round to decline every offer (the `recover` calls), in ms.
+    median_decline_ms: f64,
+    /// Offers made over all rounds.
+    offers: usize,
+    /// Filters in force at the end.
+    filters: usize,
+    /// Setup time (adding frameworks and agents), in ms.
+    setup_ms: f64,
+    /// Resident memory grown per agent, per framework and per filter, in
+    /// bytes; only for the first point a process measures (later points
+    /// reuse the heap freed by earlier ones).
+    bytes_per_agent: Option<f64>,
+    bytes_per_framework: Option<f64>,
+    bytes_per_filter: Option<f64>,
+    /// Mesos' published figure at this point, if any.
+    mesos: Option<&'static str>,
+}
+
+/// The A2 run.
+#[derive(Debug, Serialize)]
+struct A2Report {
+    allocator: &'static str,
+    cycles: usize,
+    tasks_placed: usize,
+    tasks_wanted: usize,
+    /// Sum of the timed cycles, in ms.
+    total_allocate_ms: f64,
+    /// Sum of every recover call (declines), in ms.
+    total_recover_ms: f64,
+    median_cycle_ms: f64,
+    p99_cycle_ms: f64,
+    offers: usize,
+}
+
+pub(crate) fn run(args: AllocatorArgs) -> anyhow::Result<ExitCode> {
+    match args.scenario {
+        Scenario::A1 => a1(&args),
+        Scenario::A2 => a2(&args),
+    }
+}
+
+fn res(spec: &str) -> anyhow::Result<Resources> {
+    spec.parse().map_err(|e| anyhow!("bad resources {spec}: {e}"))
+}
+
+fn new_allocator(reference: bool) -> Box<dyn Allocator> {
+    if reference {
+        Box::new(ReferenceDrfAllocator::new(DrfConfig::default()))
+    } else {
+        Box::new(DrfAllocator::new(DrfConfig::default()))
+    }
+}
+
+fn allocator_name(reference: bool) -> &'static str {
+    if reference { "reference" } else { "drf" }
+}
+
+/// The process's resident set, in bytes (0 if unknown).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// (median, p99) of `xs`, in ms.
+fn percentiles(mut xs: Vec<Duration>) -> (f64, f64) {
+    if xs.is_empty() {
+        return (0.0, 0.0);
+    }
+    xs.sort();
+    let p99 = (xs.len() * 99).div_ceil(100).max(1) - 1;
+    (ms(xs[xs.len() / 2]), ms(xs[p99]))
+}
+
+fn per(bytes: u64, n: usize) -> f64 {
+    if n == 0 { 0.0 } else { bytes as f64 / n as f64 }
+}
+
+fn a1(args: &AllocatorArgs) -> anyhow::Result<ExitCode> {
+    let grid: Vec<(usize, usize)> = match (args.agents, args.frameworks) {
+        (None, None) => [1_000, 10_000]
+            .iter()
+            .flat_map(|a| [1, 100, 1_000].map(|f| (*a, f)))
+            .collect(),
+        (a, f) => vec![(a.unwrap_or(10_000), f.unwrap_or(1_000))],
+    };
+    if !args.json {
+        println!(
+            "A1 decline offers, allocator `{}`: rounds = min(2F, {}), the first ones, each one timed cycle",
+            allocator_name(args.reference),
+            args.rounds
+        );
+        println!(
+            "| agents | frameworks | rounds | first cycle | median cycle | p99 cycle | declines/round | offers | filters | setup | mem/agent | mem/framework | mem/filter | Mesos (published) |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    }
+    let mut reports = Vec::new();
+    for (i, (agents, frameworks)) in grid.into_iter().enumerate() {
+        let report = a1_point(args, agents, frameworks.max(1), i == 0)?;
+        if !args.json {
+            println!(
+                "| {} | {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {:.0} ms | {} | {} | {} | {} |",
+                report.agents,
+                report.frameworks,
+                report.rounds,
+                report.first_cycle_ms,
+                report.median_cycle_ms,
+                report.p99_cycle_ms,
+                report.median_decline_ms,
+                report.offers,
+                report.filters,
+                report.setup_ms,
+                bytes(report.bytes_per_agent),
+                bytes(report.bytes_per_framework),
+                bytes(report.bytes_per_filter),
+                report.mesos.unwrap_or("")
+            );
+        }
+        reports.push(report);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports).context("serialising")?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bytes(b: Option<f64>) -> String {
+    b.map_or_else(|| "—".to_owned(), |b| format!("{b:.0} B"))
+}
+
+fn a1_point(args: &AllocatorArgs, agents: usize, frameworks: usize, memory: bool) -> anyhow::Result<A1Report> {
+    let total = res("cpus:24;mem:4096;disk:4096;ports:[31000-32000]")?;
+    let used = res("cpus:16;mem:2014;disk:1024;ports:[31000-31015]")?;
+    let role = vec!["*".to_owned()];
+    let framework_ids = (0..frameworks)
+        .map(|i| FrameworkId::new(format!("f{i:05}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let agent_ids = (0..agents)
+        .map(|i| AgentId::new(format!("a{i:06}")))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let setup = Instant::now();
+    let rss0 = rss_bytes();
+    let mut allocator = new_allocator(args.reference);
+    for id in &framework_ids {
+        allocator.add_framework(id, &role, &[]);
+    }
+    let rss1 = rss_bytes();
+    for (i, id) in agent_ids.iter().enumerate() {
+        let running = Used {
+            framework_id: framework_ids[i % frameworks].clone(),
+            agent_id: id.clone(),
+            role: "*".to_owned(),
+            resources: used.clone(),
+        };
+        allocator.add_agent(id, &total, &[running]);
+    }
+    let rss2 = rss_bytes();
+    let setup = setup.elapsed();
+
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut now = Timestamp::from_secs(1);
+    let refuse = Some(Duration::from_secs(365 * 24 * 3600));
+    let rounds = (2 * frameworks).min(args.rounds.max(1));
+    let mut cycles = Vec::with_capacity(rounds);
+    let mut declines = Vec::with_capacity(rounds);
+    let mut offers = 0;
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let allocations = allocator.allocate(now, &mut rng);
+        cycles.push(start.elapsed());
+        offers += allocations.len();
+        let start = Instant::now();
+        for a in &allocations {
+            allocator.recover(now, &a.framework_id, &a.agent_id, &a.role, &a.resources, refuse);
+        }
+        declines.push(start.elapsed());
+        now += Duration::from_millis(1);
+    }
+    let rss3 = rss_bytes();
+    let filters = allocator.active_filters(now);
+    let first = cycles.first().copied().unwrap_or_default();
+    let (median, p99) = percentiles(cycles);
+    Ok(A1Report {
+        allocator: allocator_name(args.reference),
+        agents,
+        frameworks,
+        rounds,
+        first_cycle_ms: ms(first),
+        median_cycle_ms: median,
+        p99_cycle_ms: p99,
+        median_decline_ms: percentiles(declines).0,
+        offers,
+        filters,
+        setup_ms: ms(setup),
+        bytes_per_agent: memory.then(|| per(rss2.saturating_sub(rss1), agents)),
+        bytes_per_framework: memory.then(|| per(rss1.saturating_sub(rss0), frameworks)),
+        bytes_per_filter: memory.then(|| per(rss3.saturating_sub(rss2), filters)),
+        mesos: MESOS_A1
+            .iter()
+            .find(|(a, f, _)| *a == agents && *f == frameworks)
+            .map(|(_, _, text)| *text),
+    })
+}
+
+/// A2 framework kind: (id prefix, count, tasks each, tasks per offer, task,
+/// shared role or one role per framework).
+type FrameworkKind = (&'static str, usize, usize, usize, &'static str, Option<&'static str>);
+
+/// One simulated A2 framework.
+#[derive(Debug)]
+struct Sim {
+    id: FrameworkId,
+    remaining: usize,
+    per_offer: usize,
+    task: Resources,
+    cpus: Scalar,
+    mem: Scalar,
+}
+
+fn a2(args: &AllocatorArgs) -> anyhow::Result<ExitCode> {
+    let mut allocator = new_allocator(args.reference);
+    let agent_total = res("cpus:64;mem:488000")?;
+    for i in 0..80 {
+        allocator.add_agent(&AgentId::new(format!("a{i:02}"))?, &agent_total, &[]);
+    }
+    let mut sims = Vec::new();
+    // (prefix, count, tasks each, per offer, task, role: shared or one per framework)
+    let kinds: [FrameworkKind; 3] = [
+        ("service", 4, 4_000, 100, "cpus:0.07;mem:400", None),
+        ("ci", 500, 5, 1, "cpus:0.1;mem:4000", Some("ci")),
+        ("analytics", 50, 20, 5, "cpus:1;mem:1000", Some("analytics")),
+    ];
+    for (prefix, count, tasks, per_offer, task, role) in kinds {
+        let task = res(task)?;
+        for i in 0..count {
+            let id = FrameworkId::new(format!("{prefix}{i:03}"))?;
+            let role = role.map_or_else(|| format!("{prefix}{i}"), str::to_owned);
+            allocator.add_framework(&id, &[role], &[]);
+            sims.push(Sim {
+                id,
+                remaining: tasks,
+                per_offer,
+                cpus: task.cpus(),
+                mem: task.mem(),
+                task: task.clone(),
+            });
+        }
+    }
+    let wanted: usize = sims.iter().map(|s| s.remaining).sum();
+    let by_id: std::collections::BTreeMap<FrameworkId, usize> =
+        sims.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut now = Timestamp::from_secs(1);
+    let (mut cycles, mut recover_time) = (Vec::new(), Duration::ZERO);
+    let (mut placed, mut offers, mut idle) = (0, 0, 0);
+    while placed < wanted && idle < 100 {
+        let start = Instant::now();
+        let allocations = allocator.allocate(now, &mut rng);
+        cycles.push(start.elapsed());
+        offers += allocations.len();
+        let before = placed;
+        for a in allocations {
+            let sim = &mut sims[by_id[&a.framework_id]];
+            let fit_cpus = if sim.cpus.is_zero() {
+                usize::MAX
+            } else {
+                (a.resources.cpus().milli() / sim.cpus.milli()) as usize
+            };
+            let fit_mem = if sim.mem.is_zero() {
+                usize::MAX
+            } else {
+                (a.resources.mem().milli() / sim.mem.milli()) as usize
+            };
+            let n = sim.remaining.min(sim.per_offer).min(fit_cpus).min(fit_mem);
+            let mut launched = Resources::new();
+            for _ in 0..n {
+                launched += &sim.task;
+            }
+            sim.remaining -= n;
+            placed += n;
+            let rest = a.resources.clone() - &launched;
+            let start = Instant::now();
+            allocator.recover(now, &a.framework_id, &a.agent_id, &a.role, &rest, None);
+            if sim.remaining == 0 {
+                allocator.suppress(&a.framework_id, &[]);
+            }
+            recover_time += start.elapsed();
+        }
+        idle = if placed == before { idle + 1 } else { 0 };
+        now += Duration::from_secs(1);
+    }
+    let total: Duration = cycles.iter().sum();
+    let count = cycles.len();
+    let (median, p99) = percentiles(cycles);
+    let report = A2Report {
+        allocator: allocator_name(args.reference),
+        cycles: count,
+        tasks_placed: placed,
+        tasks_wanted: wanted,
+        total_allocate_ms: ms(total),
+        total_recover_ms: ms(recover_time),
+        median_cycle_ms: median,
+        p99_cycle_ms: p99,
+        offers,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("serialising")?);
+    } else {
+        println!("A2 many frameworks with launches, allocator `{}`", report.allocator);
+        println!(
+            "| cycles | tasks placed | offers | allocator time (total) | median cycle | p99 cycle | declines (total) |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| {} | {} / {} | {} | {:.1} ms | {:.3} ms | {:.3} ms | {:.1} ms |",
+            report.cycles,
+            report.tasks_placed,
+            report.tasks_wanted,
+            report.offers,
+            report.total_allocate_ms,
+            report.median_cycle_ms,
+            report.p99_cycle_ms,
+            report.total_recover_ms
+        );
+    }
+    Ok(if placed == wanted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
