@@ -71,10 +71,15 @@ async fn greedy(mut fw: RawFramework, name: &'static str, stop: Instant) -> usiz
 #[tokio::test(flavor = "multi_thread")]
 async fn two_equally_demanding_frameworks_converge_to_equal_dominant_shares() {
     let (_master, addr) = start_master(&[]);
-    let _agents: Vec<Proc> = (0..2).map(|_| start_agent(addr, "cpus:8;mem:8192")).collect();
-    wait_for_agents(addr, 2).await;
+    // Both frameworks subscribe before any agent exists. An offer holds all of
+    // an agent's free resources (its detected disk too), and offered resources
+    // count towards the holder's share, as in Mesos; so a framework that got
+    // the whole cluster before the other subscribed keeps its head start until
+    // tasks end, which these never do.
     let a = RawFramework::subscribe(addr, framework_info("a")).await;
     let b = RawFramework::subscribe(addr, framework_info("b")).await;
+    // Tasks use exactly 1/8 of an agent's cpus and memory.
+    let _agents: Vec<Proc> = (0..2).map(|_| start_agent(addr, "cpus:8;mem:2048")).collect();
     let stop = Instant::now() + Duration::from_secs(3);
     let (na, nb) = tokio::join!(greedy(a, "a", stop), greedy(b, "b", stop));
     assert_eq!(na + nb, 16, "the cluster (16 cpus) should be full: {na} + {nb}");

@@ -1193,3 +1193,74 @@ fn usage_reports_show_in_the_state() {
     .expect("usage");
     assert_eq!(h.master.state().tasks[0].usage, Some(usage));
 }
+
+/// Two frameworks that launch one task per offer and return the rest
+/// unfiltered, `b` subscribing a cycle after `a`; returns their task counts.
+fn greedy_pair(reference: bool) -> (usize, usize, Vec<String>) {
+    let config = MasterConfig {
+        allocation_interval: Duration::from_millis(20),
+        ..MasterConfig::default()
+    };
+    let mut h = Harness::with_config(config.clone());
+    if reference {
+        h.master = Master::with_allocator(
+            config.clone(),
+            Box::new(crate::allocator::reference::ReferenceDrfAllocator::new(
+                config.drf.clone(),
+            )),
+            7,
+        );
+    }
+    h.add_agent("cpus:8;mem:2048");
+    h.add_agent("cpus:8;mem:2048");
+    let (ca, a) = h.framework("a");
+    h.advance(Duration::from_millis(20));
+    let mut counts = [0usize; 2];
+    let mut log = Vec::new();
+    let mut frameworks = vec![(ca, a.clone())];
+    for round in 0..100 {
+        if round == 1 {
+            frameworks.push(h.framework("b"));
+        }
+        for (i, (conn, id)) in frameworks.clone().into_iter().enumerate() {
+            for offer in h.offers(conn) {
+                log.push(format!(
+                    "round {round}: {i} offered {} on {}",
+                    offer.resources, offer.agent_id
+                ));
+                if offer.resources.cpus() >= agora_proto::Scalar::from_units(1) {
+                    counts[i] += 1;
+                    let t = task(&format!("{i}-{}", counts[i]), &offer.agent_id, "cpus:1;mem:256");
+                    h.call(
+                        &id,
+                        Call::Accept {
+                            offer_ids: vec![offer.id.clone()],
+                            operations: vec![Operation::Launch(vec![t])],
+                            filters: Filters::refuse(Duration::ZERO),
+                        },
+                    )
+                    .expect("accept");
+                } else {
+                    h.call(
+                        &id,
+                        Call::Decline {
+                            offer_ids: vec![offer.id.clone()],
+                            filters: Filters::refuse(Duration::from_secs(3600)),
+                        },
+                    )
+                    .expect("decline");
+                }
+            }
+        }
+        h.advance(Duration::from_millis(20));
+    }
+    (counts[0], counts[1], log)
+}
+
+#[test]
+fn greedy_frameworks_end_within_one_task_and_match_the_reference_allocator() {
+    let (a, b, log) = greedy_pair(false);
+    let (ra, rb, rlog) = greedy_pair(true);
+    assert_eq!((a, b), (ra, rb), "new {log:#?}\nreference {rlog:#?}");
+    assert!(a.abs_diff(b) <= 1, "{a} vs {b}: {log:#?}");
+}
