@@ -21,6 +21,9 @@ pub struct MasterConfig {
     pub drf: DrfConfig,
     /// Ended tasks kept for the operator API.
     pub max_completed_tasks: usize,
+    /// An offer outstanding longer than this is rescinded and its resources
+    /// go back to the allocator (off by default, as in Mesos).
+    pub offer_timeout: Option<Duration>,
 }
 
 impl Default for MasterConfig {
@@ -33,6 +36,7 @@ impl Default for MasterConfig {
             allocation_interval: Duration::from_secs(1),
             drf: DrfConfig::default(),
             max_completed_tasks: 1000,
+            offer_timeout: None,
         }
     }
 }

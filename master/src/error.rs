@@ -47,6 +47,14 @@ pub enum MasterError {
         /// The frameworks that have such a task.
         frameworks: Vec<FrameworkId>,
     },
+    /// An operator's weight update names a bad role or weight.
+    #[error("invalid weight update: field `{field}`: {reason}")]
+    InvalidWeight {
+        /// The field at fault, e.g. `weights[1].weight`.
+        field: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// The connection is already subscribed under another framework.
     #[error("this stream is already subscribed as framework {0}")]
     ConnectionInUse(FrameworkId),

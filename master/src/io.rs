@@ -72,6 +72,9 @@ pub enum Input {
         /// The task.
         task_id: TaskId,
     },
+    /// An operator sets role weights (each role valid, each weight finite
+    /// and greater than 0; refused as a whole otherwise).
+    UpdateWeights(Vec<(String, f64)>),
     /// Time passed: fire whatever timers are due.
     Tick,
 }

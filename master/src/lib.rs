@@ -28,9 +28,9 @@ mod state;
 #[cfg(feature = "server")]
 pub mod server;
 
-pub use allocator::{Allocation, Allocator, DrfAllocator, DrfConfig};
+pub use allocator::{Allocation, Allocator, DrfAllocator, DrfConfig, Policy};
 pub use config::MasterConfig;
 pub use error::MasterError;
 pub use io::{ConnectionId, Input, Output};
 pub use master::{Master, Task};
-pub use state::{AgentStatus, AgentView, ClusterState, FrameworkView, Stats, TaskRecord};
+pub use state::{AgentStatus, AgentView, ClusterState, FrameworkView, RoleView, Stats, TaskRecord};

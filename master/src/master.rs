@@ -13,8 +13,8 @@ use crate::io::{ConnectionId, Input, Output};
 use crate::state::{AgentStatus, Stats, TaskRecord};
 use agora_proto::{
     AgentId, AgentInfo, AgentMessage, Call, Capability, Event, Filters, FrameworkCall, FrameworkId, FrameworkInfo,
-    MasterMessage, Offer, OfferId, Operation, Resources, RunningTask, SandboxFile, StatusUuid, TaskId, TaskInfo,
-    TaskReason, TaskSource, TaskState, TaskStatus, TaskUsage, Timestamp,
+    MasterMessage, Offer, OfferConstraint, OfferId, Operation, Resources, RunningTask, SandboxFile, StatusUuid, TaskId,
+    TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TaskUsage, Timestamp, validate_role, validate_weight,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -87,6 +87,10 @@ pub struct Master {
     /// Agent streams; `None` until the stream's agent registers.
     agent_conns: BTreeMap<ConnectionId, Option<AgentId>>,
     pub(crate) offers: BTreeMap<OfferId, Offer>,
+    /// With an offer timeout: when each outstanding offer expires, by offer
+    /// and by time (the earliest is a timer).
+    offer_deadlines: BTreeMap<OfferId, Timestamp>,
+    offer_expiry: BTreeSet<(Timestamp, OfferId)>,
     pub(crate) completed_tasks: VecDeque<TaskRecord>,
     /// Sandbox reads waiting for their agent's answer, by request.
     pending_reads: BTreeMap<u64, AgentId>,
@@ -117,6 +121,8 @@ impl Master {
             agents: BTreeMap::new(),
             agent_conns: BTreeMap::new(),
             offers: BTreeMap::new(),
+            offer_deadlines: BTreeMap::new(),
+            offer_expiry: BTreeSet::new(),
             completed_tasks: VecDeque::new(),
             pending_reads: BTreeMap::new(),
             outputs: VecDeque::new(),
@@ -155,6 +161,7 @@ impl Master {
                 max_bytes,
             } => self.read_file(request, framework_id.as_ref(), task_id, file, offset, max_bytes)?,
             Input::KillTask { framework_id, task_id } => self.operator_kill(now, framework_id.as_ref(), task_id)?,
+            Input::UpdateWeights(weights) => self.update_weights(&weights)?,
             Input::Tick => self.tick(now),
         }
         Ok(())
@@ -178,7 +185,8 @@ impl Master {
             AgentStatus::Disconnected => [None, Some(a.deadline)],
             AgentStatus::Unreachable => [None, None],
         });
-        [allocation, filters]
+        let offers = self.offer_expiry.first().map(|(at, _)| *at);
+        [allocation, filters, offers]
             .into_iter()
             .chain(frameworks)
             .chain(agents)
@@ -220,6 +228,7 @@ impl Master {
                 self.outputs.push_back(Output::CloseFramework { conn: old });
             }
             let roles_changed = framework.info.roles != info.roles;
+            let constraints_changed = framework.info.offer_constraints != info.offer_constraints;
             framework.info = info;
             framework.failover_deadline = None;
             framework.next_heartbeat = heartbeat;
@@ -227,9 +236,16 @@ impl Master {
             if roles_changed {
                 self.allocator.update_framework_roles(&framework_id, &roles);
             }
+            if constraints_changed {
+                let constraints = framework.info.offer_constraints.clone();
+                self.allocator.set_framework_constraints(&framework_id, &constraints);
+                self.rescind_unmatched_offers(now, &framework_id);
+            }
             self.allocator.set_framework_active(&framework_id, true);
         } else {
             self.allocator.add_framework(&framework_id, &info.roles, &[]);
+            self.allocator
+                .set_framework_constraints(&framework_id, &info.offer_constraints);
             self.frameworks.insert(
                 framework_id.clone(),
                 Framework {
@@ -340,7 +356,17 @@ impl Master {
         info.id = Some(framework_id.clone());
         info.user.clone_from(&framework.info.user);
         let roles_changed = framework.info.roles != info.roles;
+        let constraints_changed = framework.info.offer_constraints != info.offer_constraints;
         framework.info = info;
+        if constraints_changed {
+            let constraints = framework.info.offer_constraints.clone();
+            self.allocator.set_framework_constraints(framework_id, &constraints);
+            self.rescind_unmatched_offers(now, framework_id);
+            self.request_allocation();
+        }
+        let Some(framework) = self.frameworks.get_mut(framework_id) else {
+            return Ok(());
+        };
         if roles_changed {
             let roles = framework.info.roles.clone();
             // Offers made for roles the framework no longer holds are withdrawn.
@@ -392,6 +418,7 @@ impl Master {
             self.push(Output::CloseFramework { conn });
         }
         for offer_id in &framework.offers {
+            self.forget_offer_deadline(offer_id);
             if let Some(offer) = self.offers.remove(offer_id) {
                 if let Some(agent) = self.agents.get_mut(&offer.agent_id) {
                     agent.offers.remove(offer_id);
@@ -514,6 +541,11 @@ impl Master {
             if let Some(framework) = self.frameworks.get_mut(&allocation.framework_id) {
                 framework.offers.insert(offer_id.clone());
             }
+            if let Some(timeout) = self.config.offer_timeout {
+                let at = now + timeout;
+                self.offer_deadlines.insert(offer_id.clone(), at);
+                self.offer_expiry.insert((at, offer_id.clone()));
+            }
             self.offers.insert(offer_id, offer.clone());
             by_framework.entry(allocation.framework_id).or_default().push(offer);
         }
@@ -559,7 +591,35 @@ impl Master {
         self.request_allocation();
     }
 
+    /// Rescinds the framework's offers on agents its offer constraints no
+    /// longer accept.
+    fn rescind_unmatched_offers(&mut self, now: Timestamp, framework_id: &FrameworkId) {
+        let Some(framework) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        let unmatched: Vec<OfferId> = framework
+            .offers
+            .iter()
+            .filter(|id| {
+                self.offers
+                    .get(*id)
+                    .is_some_and(|o| !OfferConstraint::all_match(&framework.info.offer_constraints, &o.attributes))
+            })
+            .cloned()
+            .collect();
+        for offer_id in unmatched {
+            self.rescind_offer(now, &offer_id);
+        }
+    }
+
+    fn forget_offer_deadline(&mut self, offer_id: &OfferId) {
+        if let Some(at) = self.offer_deadlines.remove(offer_id) {
+            self.offer_expiry.remove(&(at, offer_id.clone()));
+        }
+    }
+
     fn remove_offer(&mut self, offer_id: &OfferId) -> Option<Offer> {
+        self.forget_offer_deadline(offer_id);
         let offer = self.offers.remove(offer_id)?;
         if let Some(framework) = self.frameworks.get_mut(&offer.framework_id) {
             framework.offers.remove(offer_id);
@@ -1103,11 +1163,14 @@ impl Master {
             if let Some(framework) = self.frameworks.get(framework_id) {
                 let roles = framework.info.roles.clone();
                 self.allocator.add_framework(framework_id, &roles, &[]);
+                self.allocator
+                    .set_framework_constraints(framework_id, &framework.info.offer_constraints);
                 self.allocator.set_framework_active(framework_id, false);
             }
         }
 
         self.allocator.add_agent(&agent_id, &info.resources, &used);
+        self.allocator.set_agent_attributes(&agent_id, &info.attributes);
         let mut tasks: BTreeSet<(FrameworkId, TaskId)> = reported_ids;
         for framework_id in &shutdown {
             tasks.retain(|(f, _)| f != framework_id);
@@ -1390,6 +1453,25 @@ impl Master {
         Ok(())
     }
 
+    fn update_weights(&mut self, weights: &[(String, f64)]) -> Result<(), MasterError> {
+        for (i, (role, weight)) in weights.iter().enumerate() {
+            let invalid = |field: &str, reason: String| MasterError::InvalidWeight {
+                field: format!("weights[{i}].{field}"),
+                reason,
+            };
+            validate_role(role).map_err(|reason| invalid("role", reason))?;
+            validate_weight(*weight).map_err(|reason| invalid("weight", reason))?;
+        }
+        for (role, weight) in weights {
+            self.allocator.set_weight(role, *weight);
+            self.config.drf.weights.insert(role.clone(), *weight);
+        }
+        if !weights.is_empty() {
+            self.request_allocation();
+        }
+        Ok(())
+    }
+
     // ----- timers -----------------------------------------------------------
 
     fn tick(&mut self, now: Timestamp) {
@@ -1445,6 +1527,16 @@ impl Master {
                 conn,
                 event: Event::Heartbeat,
             });
+        }
+
+        // Offers outstanding past the offer timeout are rescinded (which
+        // requests an allocation, so their resources are offered again).
+        while let Some((at, offer_id)) = self.offer_expiry.first().cloned()
+            && at <= now
+        {
+            self.rescind_offer(now, &offer_id);
+            // In case the offer was already gone: never loop on the same entry.
+            self.forget_offer_deadline(&offer_id);
         }
 
         let filters_expired = self.allocator.next_filter_expiry().is_some_and(|t| t <= now);
@@ -1508,6 +1600,11 @@ impl Master {
                     agent.info.resources
                 ));
             }
+        }
+        if self.offer_deadlines.len() != self.offer_expiry.len()
+            || self.offer_deadlines.keys().any(|id| !self.offers.contains_key(id))
+        {
+            return Err("the offer-timeout index lists offers that do not exist".to_owned());
         }
         if seen_offers.len() != self.offers.len() {
             return Err(format!(

@@ -167,6 +167,33 @@ pub struct FrameworkView {
     pub active_tasks: usize,
 }
 
+/// A role as shown to operators.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoleView {
+    /// Its name.
+    pub role: String,
+    /// Its weight.
+    pub weight: f64,
+    /// Resources offered or used under it.
+    pub allocated: Resources,
+    /// Its dominant share of the cluster, before weighting.
+    pub dominant_share: f64,
+    /// The frameworks that hold it.
+    pub frameworks: Vec<FrameworkId>,
+}
+
+impl From<RoleView> for pb::RoleInfo {
+    fn from(r: RoleView) -> Self {
+        Self {
+            role: r.role,
+            weight: r.weight,
+            allocated: (&r.allocated).into(),
+            dominant_share: r.dominant_share,
+            frameworks: r.frameworks.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// The whole cluster as the master sees it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClusterState {
@@ -189,6 +216,26 @@ pub struct ClusterState {
 }
 
 impl Master {
+    /// Every role the allocator knows, by name, with the frameworks holding it.
+    pub fn roles(&self) -> Vec<RoleView> {
+        self.allocator
+            .roles()
+            .into_iter()
+            .map(|r| RoleView {
+                frameworks: self
+                    .frameworks
+                    .iter()
+                    .filter(|(_, f)| f.info.roles.contains(&r.role))
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+                role: r.role,
+                weight: r.weight,
+                allocated: r.allocated,
+                dominant_share: r.dominant_share,
+            })
+            .collect()
+    }
+
     /// A snapshot of the cluster.
     pub fn state(&self) -> ClusterState {
         let offered = |ids: &mut dyn Iterator<Item = &agora_proto::OfferId>| {

@@ -436,3 +436,56 @@ async fn shutdown_ends_open_streams_and_returns() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn weights_update_and_roles_read_back_over_grpc() {
+    let server = TestServer::start().await;
+    let mut info = framework_info("web-fw");
+    info.roles = vec!["web".to_owned()];
+    let framework = Framework::subscribe(&server, info).await;
+    let mut operator = server.operator().await;
+
+    let refused = operator
+        .update_weights(pb::UpdateWeightsRequest {
+            weights: vec![pb::RoleWeight {
+                role: "web".to_owned(),
+                weight: -1.0,
+            }],
+        })
+        .await
+        .expect_err("a negative weight is refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("weights[0].weight"), "{}", refused.message());
+
+    operator
+        .update_weights(pb::UpdateWeightsRequest {
+            weights: vec![
+                pb::RoleWeight {
+                    role: "web".to_owned(),
+                    weight: 3.0,
+                },
+                pb::RoleWeight {
+                    role: "batch".to_owned(),
+                    weight: 0.5,
+                },
+            ],
+        })
+        .await
+        .expect("valid weights");
+    let roles = operator
+        .get_roles(pb::GetRolesRequest {})
+        .await
+        .expect("get roles")
+        .into_inner()
+        .roles;
+    let summary: Vec<(String, f64, Vec<pb::FrameworkId>)> =
+        roles.into_iter().map(|r| (r.role, r.weight, r.frameworks)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("batch".to_owned(), 0.5, vec![]),
+            ("web".to_owned(), 3.0, vec![framework.id.clone()]),
+        ]
+    );
+    server.stop().await.expect("clean stop");
+}

@@ -4,6 +4,7 @@
 use crate::error::ProtoError;
 use crate::ids::FrameworkId;
 use crate::ids::optional_id;
+use crate::offer::Attributes;
 use crate::pb;
 use crate::time::duration_from_secs;
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,31 @@ pub struct FrameworkInfo {
     pub capabilities: BTreeSet<Capability>,
     /// Where it runs, for people.
     pub hostname: String,
+    /// It is only offered agents whose attributes match all of these.
+    #[serde(default)]
+    pub offer_constraints: Vec<OfferConstraint>,
+}
+
+/// An agent attribute that must have this exact value (`rack` equals `r1`);
+/// an agent without the attribute does not match.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OfferConstraint {
+    /// The attribute's key.
+    pub attribute: String,
+    /// The value it must have.
+    pub equals: String,
+}
+
+impl OfferConstraint {
+    /// Whether an agent with these attributes satisfies the constraint.
+    pub fn matches(&self, attributes: &Attributes) -> bool {
+        attributes.0.get(&self.attribute).is_some_and(|v| *v == self.equals)
+    }
+
+    /// Whether an agent with these attributes satisfies every constraint.
+    pub fn all_match(constraints: &[Self], attributes: &Attributes) -> bool {
+        constraints.iter().all(|c| c.matches(attributes))
+    }
 }
 
 impl FrameworkInfo {
@@ -80,6 +106,7 @@ impl FrameworkInfo {
             failover_timeout: Duration::ZERO,
             capabilities: BTreeSet::new(),
             hostname: String::new(),
+            offer_constraints: Vec::new(),
         }
     }
 
@@ -87,6 +114,33 @@ impl FrameworkInfo {
     pub fn has(&self, capability: Capability) -> bool {
         self.capabilities.contains(&capability)
     }
+}
+
+/// Checks a role weight: finite and greater than 0.
+pub fn validate_weight(weight: f64) -> Result<(), String> {
+    if weight.is_finite() && weight > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("a weight must be finite and greater than 0, not {weight}"))
+    }
+}
+
+/// The (role, weight) pairs of an operator's `UpdateWeights`, checked: each
+/// role valid and listed once, each weight finite and greater than 0.
+pub fn role_weights_from_wire(wire: Vec<pb::RoleWeight>) -> Result<Vec<(String, f64)>, ProtoError> {
+    let mut weights: Vec<(String, f64)> = Vec::with_capacity(wire.len());
+    for (i, w) in wire.into_iter().enumerate() {
+        validate_role(&w.role).map_err(|reason| ProtoError::invalid(format!("weights[{i}].role"), reason))?;
+        validate_weight(w.weight).map_err(|reason| ProtoError::invalid(format!("weights[{i}].weight"), reason))?;
+        if weights.iter().any(|(role, _)| *role == w.role) {
+            return Err(ProtoError::invalid(
+                format!("weights[{i}].role"),
+                format!("role {:?} is listed twice", w.role),
+            ));
+        }
+        weights.push((w.role, w.weight));
+    }
+    Ok(weights)
 }
 
 impl TryFrom<pb::FrameworkInfo> for FrameworkInfo {
@@ -131,6 +185,16 @@ impl TryFrom<pb::FrameworkInfo> for FrameworkInfo {
                 }
             };
         }
+        let mut offer_constraints = Vec::with_capacity(wire.offer_constraints.len());
+        for (i, c) in wire.offer_constraints.into_iter().enumerate() {
+            if c.attribute.trim().is_empty() {
+                return Err(ProtoError::missing(format!("offer_constraints[{i}].attribute")));
+            }
+            offer_constraints.push(OfferConstraint {
+                attribute: c.attribute,
+                equals: c.equals,
+            });
+        }
         Ok(Self {
             id: optional_id(wire.id, "id")?,
             name: wire.name,
@@ -139,6 +203,7 @@ impl TryFrom<pb::FrameworkInfo> for FrameworkInfo {
             failover_timeout,
             capabilities,
             hostname: wire.hostname,
+            offer_constraints,
         })
     }
 }
@@ -160,6 +225,14 @@ impl From<FrameworkInfo> for pb::FrameworkInfo {
                 })
                 .collect(),
             hostname: f.hostname,
+            offer_constraints: f
+                .offer_constraints
+                .into_iter()
+                .map(|c| pb::OfferConstraint {
+                    attribute: c.attribute,
+                    equals: c.equals,
+                })
+                .collect(),
         }
     }
 }
@@ -235,6 +308,34 @@ mod tests {
     }
 
     #[test]
+    fn role_weights_are_checked_and_errors_name_the_field() {
+        let w = |role: &str, weight: f64| pb::RoleWeight {
+            role: role.to_owned(),
+            weight,
+        };
+        assert_eq!(
+            role_weights_from_wire(vec![w("web", 2.0), w("*", 0.5)]),
+            Ok(vec![("web".to_owned(), 2.0), ("*".to_owned(), 0.5)])
+        );
+        let field = |wire| role_weights_from_wire(wire).map_err(|e| e.field);
+        assert_eq!(
+            field(vec![w("web", 1.0), w("a b", 1.0)]),
+            Err("weights[1].role".to_owned())
+        );
+        assert_eq!(field(vec![w("web", 0.0)]), Err("weights[0].weight".to_owned()));
+        assert_eq!(field(vec![w("web", -1.0)]), Err("weights[0].weight".to_owned()));
+        assert_eq!(field(vec![w("web", f64::NAN)]), Err("weights[0].weight".to_owned()));
+        assert_eq!(
+            field(vec![w("web", f64::INFINITY)]),
+            Err("weights[0].weight".to_owned())
+        );
+        assert_eq!(
+            field(vec![w("web", 1.0), w("web", 2.0)]),
+            Err("weights[1].role".to_owned())
+        );
+    }
+
+    #[test]
     fn framework_without_roles_gets_the_default_role() {
         let info = FrameworkInfo::try_from(pb::FrameworkInfo {
             name: "f".into(),
@@ -266,5 +367,42 @@ mod tests {
             refuse_seconds: Some(1e12),
         });
         assert_eq!(Filters::from_wire(huge).map(|f| f.refuse), Ok(Filters::MAX_REFUSE));
+    }
+
+    #[test]
+    fn offer_constraints_round_trip_match_and_need_an_attribute() {
+        let constraint = |attribute: &str, equals: &str| pb::OfferConstraint {
+            attribute: attribute.to_owned(),
+            equals: equals.to_owned(),
+        };
+        let wire = pb::FrameworkInfo {
+            name: "fw".to_owned(),
+            offer_constraints: vec![constraint("rack", "r1"), constraint("zone", "a")],
+            ..Default::default()
+        };
+        let info = FrameworkInfo::try_from(wire.clone()).expect("valid");
+        assert_eq!(info.offer_constraints.len(), 2);
+        assert_eq!(
+            pb::FrameworkInfo::from(info.clone()).offer_constraints,
+            wire.offer_constraints
+        );
+        let attrs = |spec: &str| spec.parse::<Attributes>().expect("valid attributes");
+        assert!(OfferConstraint::all_match(
+            &info.offer_constraints,
+            &attrs("rack:r1;zone:a;os:linux")
+        ));
+        assert!(!OfferConstraint::all_match(
+            &info.offer_constraints,
+            &attrs("rack:r2;zone:a")
+        ));
+        assert!(!OfferConstraint::all_match(&info.offer_constraints, &attrs("rack:r1")));
+        assert!(OfferConstraint::all_match(&[], &attrs("")));
+
+        let bad = pb::FrameworkInfo {
+            offer_constraints: vec![constraint("rack", "r1"), constraint(" ", "x")],
+            ..wire
+        };
+        let err = FrameworkInfo::try_from(bad).expect_err("an empty attribute is refused");
+        assert_eq!(err.field, "offer_constraints[1].attribute");
     }
 }

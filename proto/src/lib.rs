@@ -32,7 +32,10 @@ mod time;
 
 pub use agent_protocol::{AgentMessage, MasterMessage, RunningTask};
 pub use error::{ProtoError, ProtoErrorKind};
-pub use framework::{Capability, DEFAULT_ROLE, Filters, FrameworkInfo, validate_role};
+pub use framework::{
+    Capability, DEFAULT_ROLE, Filters, FrameworkInfo, OfferConstraint, role_weights_from_wire, validate_role,
+    validate_weight,
+};
 pub use ids::{AgentId, FrameworkId, MAX_ID_LEN, OfferId, TaskId, validate_id};
 pub use offer::{AgentInfo, AttributeError, Attributes, Offer, Operation};
 pub use resources::{RangeSet, ResourceError, ResourceKey, Resources, Scalar};

@@ -1,8 +1,8 @@
 //! `agora master`: the master server in the foreground.
 
 use crate::signal::shutdown_signal;
-use agora_master::MasterConfig;
 use agora_master::server::{self, ServerConfig};
+use agora_master::{MasterConfig, Policy};
 use anyhow::Context;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -29,6 +29,19 @@ pub(crate) struct MasterArgs {
     /// Seed of the allocator's random choices (default: from the start time).
     #[arg(long)]
     seed: Option<u64>,
+    /// How each allocation cycle hands out free resources: `fair-share` (today's
+    /// Mesos: agents spread across frameworks in DRF order) or `offer-all-to-one`
+    /// (Mesos in 2012: every agent's free resources to the one framework with the
+    /// lowest dominant share).
+    #[arg(long, default_value = "fair-share", value_parser = parse_policy)]
+    allocator_policy: Policy,
+    /// Rescind an offer outstanding longer than this (default: offers never expire).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    offer_timeout: Option<Duration>,
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    s.parse()
 }
 
 /// Microseconds since the epoch: a master id and seed that differ per start.
@@ -60,6 +73,8 @@ pub(crate) async fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     }
     config.master.heartbeat_interval = args.heartbeat_interval;
     config.master.agent_ping_interval = args.agent_ping_interval;
+    config.master.drf.policy = args.allocator_policy;
+    config.master.offer_timeout = args.offer_timeout;
     if let Some(seed) = args.seed {
         config.seed = seed;
     }

@@ -36,8 +36,8 @@
 //!
 //! [`ReferenceDrfAllocator`]: super::reference::ReferenceDrfAllocator
 
-use super::{Allocation, Allocator, FrameworkShare, Used};
-use agora_proto::{AgentId, FrameworkId, Resources, Scalar, Timestamp};
+use super::{Allocation, Allocator, FrameworkShare, RoleShare, Used};
+use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use std::cmp::Ordering;
@@ -53,6 +53,48 @@ pub struct DrfConfig {
     pub min_allocatable: Vec<Resources>,
     /// Role weights; roles not listed weigh 1.0.
     pub weights: BTreeMap<String, f64>,
+    /// How a cycle hands out free resources.
+    pub policy: Policy,
+}
+
+/// How an allocation cycle hands out the free resources.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Policy {
+    /// Today's Mesos: agent by agent, each agent's free resources go to the
+    /// framework lowest in DRF order at that moment, so one cycle spreads the
+    /// cluster across frameworks.
+    #[default]
+    FairShare,
+    /// Mesos in 2012, as modelled in the Omega paper: each cycle, the free
+    /// resources of *every* agent go to the one (role, framework) lowest in
+    /// DRF order at the start of the cycle that can take any of them
+    /// (decline filters and reservations still apply). The next framework
+    /// only sees what remains or is freed later.
+    OfferAllToOne,
+}
+
+impl Policy {
+    /// The name used on the command line and in the docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FairShare => "fair-share",
+            Self::OfferAllToOne => "offer-all-to-one",
+        }
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fair-share" => Ok(Self::FairShare),
+            "offer-all-to-one" => Ok(Self::OfferAllToOne),
+            other => Err(format!(
+                "unknown allocator policy {other:?} (expected fair-share or offer-all-to-one)"
+            )),
+        }
+    }
 }
 
 impl Default for DrfConfig {
@@ -64,6 +106,7 @@ impl Default for DrfConfig {
         Self {
             min_allocatable: vec![cpus, mem],
             weights: BTreeMap::new(),
+            policy: Policy::FairShare,
         }
     }
 }
@@ -130,6 +173,8 @@ struct AgentSlot {
     contains_version: u64,
     /// (version, epoch) at which no framework could take anything here.
     exhausted: Option<(u64, u64)>,
+    /// Matched against frameworks' offer constraints.
+    attributes: Attributes,
 }
 
 /// Everything about one agent id; `slot` is `None` while it is not known
@@ -161,6 +206,8 @@ struct FrameworkEntry {
     in_sorters: Vec<RoleIdx>,
     /// Its decline filters, by (agent, role).
     filters: BTreeSet<(AgentIdx, RoleIdx)>,
+    /// Agents it may be offered must match all of these.
+    constraints: Vec<OfferConstraint>,
 }
 
 #[derive(Debug)]
@@ -291,6 +338,7 @@ impl DrfAllocator {
             share: Share::default(),
             in_sorters: Vec::new(),
             filters: BTreeSet::new(),
+            constraints: Vec::new(),
         });
         self.framework_index.insert(id.clone(), idx);
         idx
@@ -524,6 +572,10 @@ impl DrfAllocator {
                 &reserved_offer
             };
             for (_, _, f) in &role.sorter {
+                let constraints = &self.frameworks[f.0 as usize].constraints;
+                if !constraints.is_empty() && !OfferConstraint::all_match(constraints, &agent.attributes) {
+                    continue;
+                }
                 let blocked = entry.filters.get(&(*f, *r)).is_some_and(|filter| {
                     filter.until > now && {
                         let cached = agent
@@ -586,6 +638,63 @@ impl DrfAllocator {
         }
     }
 
+    /// The offer framework `f` may receive on agent `a` for role `r` now
+    /// (`Some(None)`: all of `free`), or `None` when it may receive nothing.
+    fn offer_to(&self, a: AgentIdx, f: FrameworkIdx, r: RoleIdx, now: Timestamp) -> Option<Option<Resources>> {
+        let entry = &self.agents[a.0 as usize];
+        let agent = entry.slot.as_ref()?;
+        if !agent.active
+            || !agent.free_meets_min
+            || !OfferConstraint::all_match(&self.frameworks[f.0 as usize].constraints, &agent.attributes)
+        {
+            return None;
+        }
+        let offer = if agent.free_unreserved {
+            None
+        } else {
+            let offer = agent.free.allocatable_to(&self.roles[r.0 as usize].name);
+            if !Self::meets_minimum(&self.config.min_allocatable, &offer) {
+                return None;
+            }
+            Some(offer)
+        };
+        let blocked = entry.filters.get(&(f, r)).is_some_and(|filter| {
+            filter.until > now && filter.resources.contains(offer.as_ref().unwrap_or(&agent.free))
+        });
+        (!blocked).then_some(offer)
+    }
+
+    /// One cycle of [`Policy::OfferAllToOne`] over the active agents in `order`.
+    fn allocate_all_to_one(&mut self, order: &[AgentIdx], now: Timestamp) -> Vec<Allocation> {
+        let anything_free = order.iter().any(|a| {
+            self.agents[a.0 as usize]
+                .slot
+                .as_ref()
+                .is_some_and(|agent| agent.free_meets_min)
+        });
+        if !anything_free {
+            return Vec::new();
+        }
+        // The DRF order as it stands at the start of the cycle.
+        let candidates: Vec<(RoleIdx, FrameworkIdx)> = self
+            .role_order
+            .iter()
+            .flat_map(|(_, _, r)| self.roles[r.0 as usize].sorter.iter().map(|(_, _, f)| (*r, *f)))
+            .collect();
+        let mut allocations = Vec::new();
+        for (r, f) in candidates {
+            for &a in order {
+                if let Some(offer) = self.offer_to(a, f, r, now) {
+                    allocations.push(self.allocate_one(f, a, r, offer));
+                }
+            }
+            if !allocations.is_empty() {
+                break;
+            }
+        }
+        allocations
+    }
+
     fn set_roles(&mut self, f: FrameworkIdx, roles: &[String]) {
         let mut idxs: Vec<RoleIdx> = roles.iter().map(|r| self.role_idx(r)).collect();
         idxs.sort_unstable();
@@ -613,6 +722,7 @@ impl Allocator for DrfAllocator {
             contains_cache: Vec::new(),
             contains_version: 0,
             exhausted: None,
+            attributes: Attributes::default(),
         };
         Self::refresh_free(&self.config.min_allocatable, version, &mut slot);
         self.agents[a.0 as usize].slot = Some(slot);
@@ -649,6 +759,16 @@ impl Allocator for DrfAllocator {
         }
     }
 
+    fn set_agent_attributes(&mut self, agent_id: &AgentId, attributes: &Attributes) {
+        if let Some(a) = self.agent_index.get(agent_id)
+            && let Some(agent) = self.agents[a.0 as usize].slot.as_mut()
+        {
+            agent.attributes = attributes.clone();
+            // Frameworks it did not match before may match it now.
+            agent.exhausted = None;
+        }
+    }
+
     fn set_agent_active(&mut self, agent_id: &AgentId, active: bool) {
         if let Some(a) = self.agent_index.get(agent_id)
             && let Some(agent) = self.agents[a.0 as usize].slot.as_mut()
@@ -667,6 +787,7 @@ impl Allocator for DrfAllocator {
         fw.suppressed.clear();
         fw.allocated = Resources::new();
         fw.share = Share(0.0);
+        fw.constraints.clear();
         self.attach(f);
         self.epoch += 1;
         for u in used {
@@ -690,6 +811,7 @@ impl Allocator for DrfAllocator {
         fw.role_names.clear();
         fw.suppressed.clear();
         fw.allocated = Resources::new();
+        fw.constraints.clear();
         let filters: Vec<(AgentIdx, RoleIdx)> = fw.filters.iter().copied().collect();
         for (a, r) in filters {
             self.remove_filter(a, f, r);
@@ -703,6 +825,16 @@ impl Allocator for DrfAllocator {
         {
             self.frameworks[f.0 as usize].active = active;
             self.reattach(f);
+        }
+    }
+
+    fn set_framework_constraints(&mut self, framework_id: &FrameworkId, constraints: &[OfferConstraint]) {
+        if let Some(f) = self.framework_index.get(framework_id).copied()
+            && self.frameworks[f.0 as usize].present
+        {
+            self.frameworks[f.0 as usize].constraints = constraints.to_vec();
+            // Looser constraints make it eligible for more agents.
+            self.epoch += 1;
         }
     }
 
@@ -864,6 +996,9 @@ impl Allocator for DrfAllocator {
             .filter(|a| agents[a.0 as usize].slot.as_ref().is_some_and(|s| s.active))
             .collect();
         order.shuffle(rng);
+        if self.config.policy == Policy::OfferAllToOne {
+            return self.allocate_all_to_one(&order, now);
+        }
 
         let mut allocations = Vec::with_capacity(order.len());
         for a in order {
@@ -874,8 +1009,37 @@ impl Allocator for DrfAllocator {
         allocations
     }
 
+    fn set_weight(&mut self, role: &str, weight: f64) {
+        let weight = if weight.is_finite() && weight > 0.0 {
+            weight
+        } else {
+            1.0
+        };
+        self.config.weights.insert(role.to_owned(), weight);
+        let r = self.role_idx(role);
+        self.roles[r.0 as usize].weight = weight;
+        // Re-file the role under its new weighted share (when shares are
+        // stale, the next cycle's rebuild uses the new weight).
+        self.refresh_role_share(r);
+    }
+
     fn next_filter_expiry(&self) -> Option<Timestamp> {
         self.expiry.first().map(|(until, ..)| *until)
+    }
+
+    fn roles(&self) -> Vec<RoleShare> {
+        let mut roles: Vec<RoleShare> = self
+            .roles
+            .iter()
+            .map(|role| RoleShare {
+                role: role.name.to_string(),
+                weight: role.weight,
+                dominant_share: Self::dominant_share(&self.total_by_name, &role.allocated),
+                allocated: role.allocated.clone(),
+            })
+            .collect();
+        roles.sort_by(|a, b| a.role.cmp(&b.role));
+        roles
     }
 
     fn framework_share(&self, framework_id: &FrameworkId) -> FrameworkShare {

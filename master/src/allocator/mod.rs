@@ -8,13 +8,15 @@
 
 mod drf;
 #[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
 mod proptests;
 #[doc(hidden)]
 pub mod reference;
 
-pub use drf::{DrfAllocator, DrfConfig};
+pub use drf::{DrfAllocator, DrfConfig, Policy};
 
-use agora_proto::{AgentId, FrameworkId, Resources, Timestamp};
+use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Timestamp};
 use rand::rngs::StdRng;
 use std::time::Duration;
 
@@ -54,6 +56,19 @@ pub struct FrameworkShare {
     pub dominant_share: f64,
 }
 
+/// Per-role figures for the operator API.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoleShare {
+    /// The role.
+    pub role: String,
+    /// Its weight (1.0 unless set).
+    pub weight: f64,
+    /// Everything allocated to it (offered or used).
+    pub allocated: Resources,
+    /// Its dominant share of the cluster, in [0, 1], before weighting.
+    pub dominant_share: f64,
+}
+
 /// A pluggable allocation policy. Implementations are pure: time and
 /// randomness are arguments, iteration is deterministic.
 pub trait Allocator: std::fmt::Debug + Send {
@@ -61,6 +76,9 @@ pub trait Allocator: std::fmt::Debug + Send {
     fn add_agent(&mut self, agent_id: &AgentId, total: &Resources, used: &[Used]);
     /// The agent is gone; everything on it is forgotten.
     fn remove_agent(&mut self, agent_id: &AgentId);
+    /// The agent's attributes, matched against frameworks' offer constraints
+    /// (none until set; set again after every `add_agent`).
+    fn set_agent_attributes(&mut self, agent_id: &AgentId, attributes: &Attributes);
     /// Whether the agent's free resources may be offered (false while it is disconnected).
     fn set_agent_active(&mut self, agent_id: &AgentId, active: bool);
 
@@ -70,6 +88,9 @@ pub trait Allocator: std::fmt::Debug + Send {
     fn remove_framework(&mut self, framework_id: &FrameworkId);
     /// Whether the framework receives offers (false while it is disconnected).
     fn set_framework_active(&mut self, framework_id: &FrameworkId, active: bool);
+    /// The framework is only offered agents whose attributes match all of
+    /// these (none until set; set again after every `add_framework`).
+    fn set_framework_constraints(&mut self, framework_id: &FrameworkId, constraints: &[OfferConstraint]);
     /// The framework's roles changed.
     fn update_framework_roles(&mut self, framework_id: &FrameworkId, roles: &[String]);
 
@@ -91,6 +112,10 @@ pub trait Allocator: std::fmt::Debug + Send {
     /// Resume offers for these roles (all when empty) and clear its filters.
     fn revive(&mut self, framework_id: &FrameworkId, roles: &[String]);
 
+    /// Sets a role's weight (finite and > 0); roles are ordered by dominant
+    /// share divided by weight.
+    fn set_weight(&mut self, role: &str, weight: f64);
+
     /// Runs one allocation cycle.
     fn allocate(&mut self, now: Timestamp, rng: &mut StdRng) -> Vec<Allocation>;
 
@@ -100,6 +125,9 @@ pub trait Allocator: std::fmt::Debug + Send {
 
     /// Figures for one framework.
     fn framework_share(&self, framework_id: &FrameworkId) -> FrameworkShare;
+    /// Figures for every role the allocator knows (held by a framework,
+    /// allocated to, or given a weight), by name.
+    fn roles(&self) -> Vec<RoleShare>;
     /// The sum of every agent's resources.
     fn cluster_total(&self) -> Resources;
     /// Resources allocated on an agent (offered or used).

@@ -4,7 +4,7 @@
 
 use super::reference::ReferenceDrfAllocator;
 use super::{Allocation, Allocator, DrfAllocator, DrfConfig, Used};
-use agora_proto::{AgentId, FrameworkId, Resources, Timestamp};
+use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Timestamp};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -47,7 +47,33 @@ enum Op {
     Revive(u8, u8),
     Advance(u16),
     Allocate,
+    /// Set `ROLES[role]`'s weight to `WEIGHTS[weight]`.
+    SetWeight(u8, u8),
+    /// Give an agent `ATTRIBUTES[i]`.
+    SetAttributes(u8, u8),
+    /// Give a framework `CONSTRAINTS[i]`.
+    SetConstraints(u8, u8),
 }
+
+const ATTRIBUTES: [&str; 3] = ["", "rack:r1", "rack:r2;zone:a"];
+const CONSTRAINTS: [&[(&str, &str)]; 4] = [
+    &[],
+    &[("rack", "r1")],
+    &[("rack", "r2")],
+    &[("rack", "r2"), ("zone", "a")],
+];
+
+fn constraints(i: u8) -> Vec<OfferConstraint> {
+    CONSTRAINTS[i as usize]
+        .iter()
+        .map(|(attribute, equals)| OfferConstraint {
+            attribute: (*attribute).to_owned(),
+            equals: (*equals).to_owned(),
+        })
+        .collect()
+}
+
+const WEIGHTS: [f64; 4] = [0.5, 1.0, 2.0, 3.0];
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -65,6 +91,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..6u8, 0..8u8).prop_map(|(f, r)| Op::Revive(f, r)),
         2 => (0..15u16).prop_map(Op::Advance),
         4 => Just(Op::Allocate),
+        1 => (0..3u8, 0..4u8).prop_map(|(r, w)| Op::SetWeight(r, w)),
+        1 => (0..8u8, 0..3u8).prop_map(|(a, i)| Op::SetAttributes(a, i)),
+        1 => (0..6u8, 0..4u8).prop_map(|(f, i)| Op::SetConstraints(f, i)),
     ]
 }
 
@@ -210,6 +239,19 @@ fn run(ops: &[Op], seed: u64) {
                 reference.revive(&framework_id(*f), &rs);
             }
             Op::Advance(s) => now += Duration::from_secs(u64::from(*s)),
+            Op::SetAttributes(a, i) => {
+                let attributes: Attributes = ATTRIBUTES[*i as usize].parse().expect("valid attributes");
+                fast.set_agent_attributes(&agent_id(*a), &attributes);
+                reference.set_agent_attributes(&agent_id(*a), &attributes);
+            }
+            Op::SetConstraints(f, i) => {
+                fast.set_framework_constraints(&framework_id(*f), &constraints(*i));
+                reference.set_framework_constraints(&framework_id(*f), &constraints(*i));
+            }
+            Op::SetWeight(r, w) => {
+                fast.set_weight(ROLES[*r as usize], WEIGHTS[*w as usize]);
+                reference.set_weight(ROLES[*r as usize], WEIGHTS[*w as usize]);
+            }
             Op::Allocate => {
                 let got = fast.allocate(now, &mut rng_fast);
                 let want = reference.allocate(now, &mut rng_ref);

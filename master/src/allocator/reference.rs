@@ -9,8 +9,8 @@
 //! `agora bench allocator --reference` measures it in the same run conditions
 //! as the fast one. Not for production use.
 
-use super::{Allocation, Allocator, DrfConfig, FrameworkShare, Used};
-use agora_proto::{AgentId, FrameworkId, Resources, Scalar, Timestamp};
+use super::{Allocation, Allocator, DrfConfig, FrameworkShare, RoleShare, Used};
+use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +24,7 @@ struct AgentSlot {
     /// What each (framework, role) holds here, so removing the agent can
     /// give it back to the right shares.
     holders: BTreeMap<(FrameworkId, String), Resources>,
+    attributes: Attributes,
 }
 
 #[derive(Debug)]
@@ -32,6 +33,7 @@ struct FrameworkSlot {
     active: bool,
     suppressed: BTreeSet<String>,
     allocated: Resources,
+    constraints: Vec<OfferConstraint>,
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +185,7 @@ impl Allocator for ReferenceDrfAllocator {
                 allocated: Resources::new(),
                 active: true,
                 holders: BTreeMap::new(),
+                attributes: Attributes::default(),
             },
         );
         for u in used {
@@ -206,6 +209,12 @@ impl Allocator for ReferenceDrfAllocator {
         self.filters.retain(|(_, a, _), _| a != agent_id);
     }
 
+    fn set_agent_attributes(&mut self, agent_id: &AgentId, attributes: &Attributes) {
+        if let Some(agent) = self.agents.get_mut(agent_id) {
+            agent.attributes = attributes.clone();
+        }
+    }
+
     fn set_agent_active(&mut self, agent_id: &AgentId, active: bool) {
         if let Some(agent) = self.agents.get_mut(agent_id) {
             agent.active = active;
@@ -220,6 +229,7 @@ impl Allocator for ReferenceDrfAllocator {
                 active: true,
                 suppressed: BTreeSet::new(),
                 allocated: Resources::new(),
+                constraints: Vec::new(),
             },
         );
         for role in roles {
@@ -249,6 +259,12 @@ impl Allocator for ReferenceDrfAllocator {
     fn set_framework_active(&mut self, framework_id: &FrameworkId, active: bool) {
         if let Some(framework) = self.frameworks.get_mut(framework_id) {
             framework.active = active;
+        }
+    }
+
+    fn set_framework_constraints(&mut self, framework_id: &FrameworkId, constraints: &[OfferConstraint]) {
+        if let Some(framework) = self.frameworks.get_mut(framework_id) {
+            framework.constraints = constraints.to_vec();
         }
     }
 
@@ -344,10 +360,17 @@ impl Allocator for ReferenceDrfAllocator {
                 if !self.meets_minimum(&free) {
                     break;
                 }
+                let attributes = &agent.attributes;
                 let chosen = self.candidates().into_iter().find_map(|(role, framework_id)| {
                     let offer = free.allocatable_to(&role);
-                    (self.meets_minimum(&offer) && !self.filtered(now, &framework_id, &agent_id, &role, &offer))
-                        .then_some((role, framework_id, offer))
+                    let allowed = self
+                        .frameworks
+                        .get(&framework_id)
+                        .is_some_and(|f| OfferConstraint::all_match(&f.constraints, attributes));
+                    (allowed
+                        && self.meets_minimum(&offer)
+                        && !self.filtered(now, &framework_id, &agent_id, &role, &offer))
+                    .then_some((role, framework_id, offer))
                 });
                 let Some((role, framework_id, resources)) = chosen else {
                     break;
@@ -366,6 +389,30 @@ impl Allocator for ReferenceDrfAllocator {
 
     fn next_filter_expiry(&self) -> Option<Timestamp> {
         self.filters.values().map(|f| f.until).min()
+    }
+
+    fn set_weight(&mut self, role: &str, weight: f64) {
+        self.config.weights.insert(role.to_owned(), weight);
+    }
+
+    fn roles(&self) -> Vec<RoleShare> {
+        let mut names: BTreeSet<&str> = self.roles.keys().map(String::as_str).collect();
+        names.extend(self.config.weights.keys().map(String::as_str));
+        for f in self.frameworks.values() {
+            names.extend(f.roles.iter().map(String::as_str));
+        }
+        names
+            .into_iter()
+            .map(|name| {
+                let allocated = self.roles.get(name).map(|r| r.allocated.clone()).unwrap_or_default();
+                RoleShare {
+                    role: name.to_owned(),
+                    weight: self.weight(name),
+                    dominant_share: self.dominant_share(&allocated),
+                    allocated,
+                }
+            })
+            .collect()
     }
 
     fn framework_share(&self, framework_id: &FrameworkId) -> FrameworkShare {

@@ -1264,3 +1264,237 @@ fn greedy_frameworks_end_within_one_task_and_match_the_reference_allocator() {
     assert_eq!((a, b), (ra, rb), "new {log:#?}\nreference {rlog:#?}");
     assert!(a.abs_diff(b) <= 1, "{a} vs {b}: {log:#?}");
 }
+
+#[test]
+fn weight_updates_are_checked_and_name_the_field() {
+    let mut h = Harness::new();
+    let err = h
+        .handle(Input::UpdateWeights(vec![
+            ("web".to_owned(), 2.0),
+            ("batch".to_owned(), 0.0),
+        ]))
+        .expect_err("a zero weight is refused");
+    assert!(
+        matches!(&err, MasterError::InvalidWeight { field, .. } if field == "weights[1].weight"),
+        "{err}"
+    );
+    let err = h
+        .handle(Input::UpdateWeights(vec![("bad role".to_owned(), 2.0)]))
+        .expect_err("a bad role is refused");
+    assert!(
+        matches!(&err, MasterError::InvalidWeight { field, .. } if field == "weights[0].role"),
+        "{err}"
+    );
+    // Refused as a whole: "web" did not get its weight.
+    assert!(h.master.roles().iter().all(|r| r.weight == 1.0));
+    h.handle(Input::UpdateWeights(vec![("web".to_owned(), 2.5)]))
+        .expect("valid");
+    let roles = h.master.roles();
+    assert_eq!(roles.len(), 1);
+    assert_eq!((roles[0].role.as_str(), roles[0].weight), ("web", 2.5));
+    assert_eq!(h.master.config().drf.weights.get("web"), Some(&2.5));
+}
+
+/// Two always-hungry frameworks in roles `web` (weight 2, set at run time)
+/// and `batch`: `web` ends with twice `batch`'s dominant share.
+#[test]
+fn a_role_with_weight_two_gets_twice_the_share() {
+    let config = MasterConfig {
+        allocation_interval: Duration::from_millis(20),
+        ..MasterConfig::default()
+    };
+    let mut h = Harness::with_config(config);
+    for _ in 0..4 {
+        h.add_agent("cpus:8;mem:8192");
+    }
+    let mut frameworks = Vec::new();
+    for role in ["web", "batch"] {
+        let mut info = FrameworkInfo::new(role);
+        info.roles = vec![role.to_owned()];
+        frameworks.push(h.subscribe(info));
+    }
+    h.handle(Input::UpdateWeights(vec![("web".to_owned(), 2.0)]))
+        .expect("valid weights");
+    let mut launched = 0;
+    for _ in 0..200 {
+        h.advance(Duration::from_millis(20));
+        for (conn, id) in frameworks.clone() {
+            for offer in h.offers(conn) {
+                let (operations, refuse) = if offer.resources.cpus() >= agora_proto::Scalar::from_units(1) {
+                    launched += 1;
+                    let t = task(&format!("t{launched}"), &offer.agent_id, "cpus:1;mem:256");
+                    (vec![Operation::Launch(vec![t])], Duration::ZERO)
+                } else {
+                    (vec![], Duration::from_secs(3600))
+                };
+                h.call(
+                    &id,
+                    Call::Accept {
+                        offer_ids: vec![offer.id.clone()],
+                        operations,
+                        filters: Filters::refuse(refuse),
+                    },
+                )
+                .expect("accept");
+            }
+        }
+    }
+    assert_eq!(launched, 32, "the cluster's cpus are all used");
+    let roles = h.master.roles();
+    let share = |name: &str| {
+        let r = roles.iter().find(|r| r.role == name).expect("role known");
+        (r.weight, r.dominant_share, r.frameworks.clone())
+    };
+    let (web_weight, web, web_frameworks) = share("web");
+    let (batch_weight, batch, batch_frameworks) = share("batch");
+    assert_eq!((web_weight, batch_weight), (2.0, 1.0));
+    assert_eq!(web_frameworks, vec![frameworks[0].1.clone()]);
+    assert_eq!(batch_frameworks, vec![frameworks[1].1.clone()]);
+    // 32 tasks of one cpu: web ~21.3, batch ~10.7; within one task of 2:1.
+    assert!(
+        (web - 2.0 * batch).abs() <= 2.0 / 32.0 + 1e-9,
+        "web {web} batch {batch}"
+    );
+    assert!((web + batch - 1.0).abs() < 1e-9, "web {web} batch {batch}");
+}
+
+fn rescinds(h: &mut Harness, conn: ConnectionId) -> Vec<OfferId> {
+    let mut ids = Vec::new();
+    h.outputs.retain(|o| match o {
+        Output::ToFramework {
+            conn: c,
+            event: Event::Rescind(id),
+        } if *c == conn => {
+            ids.push(id.clone());
+            false
+        }
+        _ => true,
+    });
+    ids
+}
+
+#[test]
+fn offers_outstanding_past_the_offer_timeout_are_rescinded_and_offered_again() {
+    let mut h = Harness::with_config(MasterConfig {
+        allocation_interval: Duration::from_millis(100),
+        offer_timeout: Some(Duration::from_secs(5)),
+        ..MasterConfig::default()
+    });
+    let (_, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (conn, framework_id) = h.framework("f");
+    // The first cycle runs at once: the offer is made now.
+    let offered_at = h.now;
+    h.advance(Duration::from_millis(100));
+    let first = h.offers(conn);
+    assert_eq!(first.len(), 1);
+    assert!(
+        h.master
+            .poll_timeout()
+            .is_some_and(|t| t <= offered_at + Duration::from_secs(5))
+    );
+
+    h.advance(Duration::from_millis(4_800));
+    assert!(rescinds(&mut h, conn).is_empty(), "not yet expired");
+    h.advance(Duration::from_millis(200));
+    assert_eq!(rescinds(&mut h, conn), vec![first[0].id.clone()]);
+    assert_eq!(h.master.stats().offers_rescinded, 1);
+    // The resources came back and were offered again, under a fresh id.
+    let second = h.offers(conn);
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].id, first[0].id);
+    assert_eq!(second[0].resources, first[0].resources);
+
+    // An accepted offer is gone and cannot expire; what it left is offered
+    // (and times out) again.
+    h.call(
+        &framework_id,
+        launch(&second[0], vec![task("t", &agent_id, "cpus:4;mem:1024")]),
+    )
+    .expect("accept");
+    assert!(h.master.offer_expiry.is_empty() && h.master.offer_deadlines.is_empty());
+    h.advance(Duration::from_secs(30));
+    assert!(rescinds(&mut h, conn).is_empty());
+    assert_eq!(h.master.stats().offers_rescinded, 1);
+    assert!(h.master.offers.is_empty());
+}
+
+#[test]
+fn offers_never_expire_without_an_offer_timeout() {
+    let (mut h, Offered { conn, .. }) = Harness::offered("cpus:4;mem:1024");
+    assert_eq!(h.master.config().offer_timeout, None);
+    // Within the agent timeout (75 s), so the agent stays reachable.
+    h.advance(Duration::from_secs(60));
+    assert!(rescinds(&mut h, conn).is_empty());
+    assert_eq!(h.master.offers.len(), 1);
+    assert!(h.master.offer_expiry.is_empty());
+}
+
+fn add_agent_with_attributes(h: &mut Harness, spec: &str, attributes: &str) -> AgentId {
+    let conn = h.conn();
+    let info = AgentInfo {
+        hostname: format!("host-{}", conn.0),
+        resources: res(spec),
+        attributes: attributes.parse().expect("valid attributes"),
+    };
+    h.handle(Input::Agent {
+        conn,
+        message: AgentMessage::Register {
+            info,
+            agent_id: None,
+            tasks: vec![],
+        },
+    })
+    .expect("register");
+    h.outputs
+        .iter()
+        .rev()
+        .find_map(|o| match o {
+            Output::ToAgent {
+                conn: c,
+                message: MasterMessage::Registered { agent_id, .. },
+            } if *c == conn => Some(agent_id.clone()),
+            _ => None,
+        })
+        .expect("registered")
+}
+
+fn rack(value: &str) -> Vec<OfferConstraint> {
+    vec![OfferConstraint {
+        attribute: "rack".to_owned(),
+        equals: value.to_owned(),
+    }]
+}
+
+#[test]
+fn frameworks_are_only_offered_agents_matching_their_constraints() {
+    let mut h = Harness::new();
+    let r1 = add_agent_with_attributes(&mut h, "cpus:4;mem:1024", "rack:r1;zone:a");
+    let r2 = add_agent_with_attributes(&mut h, "cpus:4;mem:1024", "rack:r2");
+    let _bare = add_agent_with_attributes(&mut h, "cpus:4;mem:1024", "");
+    let mut info = FrameworkInfo::new("picky");
+    info.offer_constraints = rack("r1");
+    let (conn, framework_id) = h.subscribe(info.clone());
+    h.advance(Duration::from_millis(100));
+    let offers = h.offers(conn);
+    assert_eq!(
+        offers.iter().map(|o| o.agent_id.clone()).collect::<Vec<_>>(),
+        vec![r1.clone()]
+    );
+
+    // Moving to rack r2 withdraws the r1 offer and offers r2 instead.
+    info.id = Some(framework_id.clone());
+    info.offer_constraints = rack("r2");
+    h.call(&framework_id, Call::UpdateFramework(info.clone()))
+        .expect("update");
+    assert_eq!(rescinds(&mut h, conn), vec![offers[0].id.clone()]);
+    h.advance(Duration::from_millis(100));
+    let offers = h.offers(conn);
+    assert_eq!(offers.iter().map(|o| o.agent_id.clone()).collect::<Vec<_>>(), vec![r2]);
+
+    // Without constraints it gets the rest, the agent without attributes included.
+    info.offer_constraints.clear();
+    h.call(&framework_id, Call::UpdateFramework(info)).expect("update");
+    assert!(rescinds(&mut h, conn).is_empty());
+    h.advance(Duration::from_millis(100));
+    assert_eq!(h.offers(conn).len(), 2);
+}

@@ -17,7 +17,7 @@
 
 use super::cluster_events::ClusterEvents;
 use super::metrics::Metrics;
-use crate::{ClusterState, ConnectionId, Input, Master, MasterError, Output};
+use crate::{ClusterState, ConnectionId, Input, Master, MasterError, Output, RoleView};
 use agora_proto::{
     AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, SandboxFile, TaskId,
     Timestamp, pb,
@@ -85,6 +85,8 @@ enum Command {
     },
     /// A snapshot of the cluster.
     State(Reply<ClusterState>),
+    /// Every role with its weight and share.
+    Roles(Reply<Vec<RoleView>>),
     /// Bring the metrics up to date before they are rendered.
     RefreshMetrics(Reply<()>),
     /// A receiver of cluster events.
@@ -242,6 +244,23 @@ impl CoreHandle {
             reply: Some(reply),
         })
         .await
+    }
+
+    /// Sets role weights on behalf of an operator.
+    pub(crate) async fn update_weights(
+        &self,
+        weights: Vec<(String, f64)>,
+    ) -> Result<Result<(), MasterError>, CoreGone> {
+        self.ask(|reply| Command::Input {
+            input: Input::UpdateWeights(weights),
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Every role with its weight and share.
+    pub(crate) async fn roles(&self) -> Result<Vec<RoleView>, CoreGone> {
+        self.ask(Command::Roles).await
     }
 
     /// A snapshot of the cluster.
@@ -426,6 +445,9 @@ impl CoreLoop {
             }
             Command::State(reply) => {
                 let _ = reply.send(self.master.state());
+            }
+            Command::Roles(reply) => {
+                let _ = reply.send(self.master.roles());
             }
             Command::RefreshMetrics(reply) => {
                 self.metrics.refresh(&self.master);

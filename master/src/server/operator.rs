@@ -3,7 +3,7 @@
 
 use super::core_loop::CoreHandle;
 use super::status::ServiceError;
-use agora_proto::{FrameworkId, ProtoError, SandboxFile, TaskId, pb};
+use agora_proto::{FrameworkId, ProtoError, SandboxFile, TaskId, pb, role_weights_from_wire};
 use std::pin::Pin;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -87,6 +87,29 @@ impl pb::operator_server::Operator for OperatorService {
             .map_err(ServiceError::from)?
             .map_err(ServiceError::from)?;
         Ok(Response::new(pb::KillTaskResponse {}))
+    }
+
+    async fn update_weights(
+        &self,
+        request: Request<pb::UpdateWeightsRequest>,
+    ) -> Result<Response<pb::UpdateWeightsResponse>, Status> {
+        let weights = role_weights_from_wire(request.into_inner().weights).map_err(ServiceError::from)?;
+        self.core
+            .update_weights(weights)
+            .await
+            .map_err(ServiceError::from)?
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(pb::UpdateWeightsResponse {}))
+    }
+
+    async fn get_roles(
+        &self,
+        _request: Request<pb::GetRolesRequest>,
+    ) -> Result<Response<pb::GetRolesResponse>, Status> {
+        let roles = self.core.roles().await.map_err(ServiceError::from)?;
+        Ok(Response::new(pb::GetRolesResponse {
+            roles: roles.into_iter().map(Into::into).collect(),
+        }))
     }
 
     type WatchEventsStream = WatchStream;

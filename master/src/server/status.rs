@@ -32,7 +32,9 @@ impl From<ServiceError> for Status {
                 MasterError::FrameworkNotSubscribed(_)
                 | MasterError::FrameworkRemoved(_)
                 | MasterError::ConnectionInUse(_) => Self::failed_precondition(message),
-                MasterError::UnknownRole { .. } | MasterError::InvalidUpdate { .. } => Self::invalid_argument(message),
+                MasterError::UnknownRole { .. }
+                | MasterError::InvalidUpdate { .. }
+                | MasterError::InvalidWeight { .. } => Self::invalid_argument(message),
             },
             ServiceError::Unavailable(_) => Self::unavailable(message),
         }
@@ -78,6 +80,14 @@ mod tests {
             (
                 MasterError::InvalidUpdate {
                     framework_id: f,
+                    reason: "no".into(),
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (
+                MasterError::InvalidWeight {
+                    field: "weights[0].weight".into(),
                     reason: "no".into(),
                 }
                 .into(),
