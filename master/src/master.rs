@@ -229,12 +229,17 @@ impl Master {
             }
             let roles_changed = framework.info.roles != info.roles;
             let constraints_changed = framework.info.offer_constraints != info.offer_constraints;
+            let min_changed = framework.info.min_allocatable != info.min_allocatable;
             framework.info = info;
             framework.failover_deadline = None;
             framework.next_heartbeat = heartbeat;
             let roles = framework.info.roles.clone();
             if roles_changed {
                 self.allocator.update_framework_roles(&framework_id, &roles);
+            }
+            if min_changed {
+                let min = framework.info.min_allocatable.clone();
+                self.allocator.set_framework_min_allocatable(&framework_id, &min);
             }
             if constraints_changed {
                 let constraints = framework.info.offer_constraints.clone();
@@ -246,6 +251,8 @@ impl Master {
             self.allocator.add_framework(&framework_id, &info.roles, &[]);
             self.allocator
                 .set_framework_constraints(&framework_id, &info.offer_constraints);
+            self.allocator
+                .set_framework_min_allocatable(&framework_id, &info.min_allocatable);
             self.frameworks.insert(
                 framework_id.clone(),
                 Framework {
@@ -357,11 +364,20 @@ impl Master {
         info.user.clone_from(&framework.info.user);
         let roles_changed = framework.info.roles != info.roles;
         let constraints_changed = framework.info.offer_constraints != info.offer_constraints;
+        let min_changed = framework.info.min_allocatable != info.min_allocatable;
         framework.info = info;
+        if min_changed {
+            // Outstanding offers stay; the new minimum applies to the next ones.
+            let min = framework.info.min_allocatable.clone();
+            self.allocator.set_framework_min_allocatable(framework_id, &min);
+        }
         if constraints_changed {
             let constraints = framework.info.offer_constraints.clone();
             self.allocator.set_framework_constraints(framework_id, &constraints);
             self.rescind_unmatched_offers(now, framework_id);
+            self.request_allocation();
+        }
+        if min_changed {
             self.request_allocation();
         }
         let Some(framework) = self.frameworks.get_mut(framework_id) else {
@@ -1165,6 +1181,8 @@ impl Master {
                 self.allocator.add_framework(framework_id, &roles, &[]);
                 self.allocator
                     .set_framework_constraints(framework_id, &framework.info.offer_constraints);
+                self.allocator
+                    .set_framework_min_allocatable(framework_id, &framework.info.min_allocatable);
                 self.allocator.set_framework_active(framework_id, false);
             }
         }

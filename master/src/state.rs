@@ -216,6 +216,11 @@ pub struct ClusterState {
 }
 
 impl Master {
+    /// The number of decline filters in force at `now`.
+    pub fn active_filters(&self, now: Timestamp) -> usize {
+        self.allocator.active_filters(now)
+    }
+
     /// Every role the allocator knows, by name, with the frameworks holding it.
     pub fn roles(&self) -> Vec<RoleView> {
         self.allocator

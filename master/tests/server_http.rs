@@ -63,6 +63,15 @@ async fn metrics_export_counters_gauges_and_the_allocation_histogram() {
         "agora_master_outstanding_offers 1",
         "agora_master_allocation_cycle_seconds_bucket",
         "agora_master_allocation_cycle_seconds_count",
+        "agora_master_offers_declined_total 0",
+        "agora_master_offers_rescinded_total 0",
+        "agora_master_active_filters 0",
+        "agora_master_role_dominant_share{role=\"*\"} 1",
+        "agora_master_role_weight{role=\"*\"} 1",
+        &format!(
+            "agora_master_framework_dominant_share{{framework_id=\"{}\"}} 1",
+            framework.id.value
+        ),
     ] {
         assert!(body.contains(expected), "{expected:?} missing from\n{body}");
     }

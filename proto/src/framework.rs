@@ -6,9 +6,10 @@ use crate::ids::FrameworkId;
 use crate::ids::optional_id;
 use crate::offer::Attributes;
 use crate::pb;
+use crate::resources::Resources;
 use crate::time::duration_from_secs;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The role of frameworks that name none, as in Mesos.
@@ -71,6 +72,13 @@ pub struct FrameworkInfo {
     /// It is only offered agents whose attributes match all of these.
     #[serde(default)]
     pub offer_constraints: Vec<OfferConstraint>,
+    /// Per role, alternative minimum quantities (scalars; reservations are
+    /// ignored): it is offered an agent for the role only when the offer holds
+    /// at least one of them, on top of the master's global minimum (Mesos'
+    /// `offer_filters.min_allocatable_resources`). A role with no entry, or an
+    /// empty list, has no minimum of its own.
+    #[serde(default)]
+    pub min_allocatable: BTreeMap<String, Vec<Resources>>,
 }
 
 /// An agent attribute that must have this exact value (`rack` equals `r1`);
@@ -107,6 +115,7 @@ impl FrameworkInfo {
             capabilities: BTreeSet::new(),
             hostname: String::new(),
             offer_constraints: Vec::new(),
+            min_allocatable: BTreeMap::new(),
         }
     }
 
@@ -195,6 +204,22 @@ impl TryFrom<pb::FrameworkInfo> for FrameworkInfo {
                 equals: c.equals,
             });
         }
+        let mut min_allocatable = BTreeMap::new();
+        for (role, min) in wire.min_allocatable {
+            let field = format!("min_allocatable[{role:?}]");
+            validate_role(&role).map_err(|reason| ProtoError::invalid(field.clone(), reason))?;
+            let mut quantities = Vec::with_capacity(min.quantities.len());
+            for (i, quantity) in min.quantities.into_iter().enumerate() {
+                let field = format!("{field}.quantities[{i}]");
+                let resources = Resources::try_from(quantity.resources)
+                    .map_err(|e| ProtoError::resources(format!("{field}.resources"), e))?;
+                if resources.ranges().next().is_some() || resources.sets().next().is_some() {
+                    return Err(ProtoError::invalid(field, "a minimum holds scalar resources only"));
+                }
+                quantities.push(resources);
+            }
+            min_allocatable.insert(role, quantities);
+        }
         Ok(Self {
             id: optional_id(wire.id, "id")?,
             name: wire.name,
@@ -204,6 +229,7 @@ impl TryFrom<pb::FrameworkInfo> for FrameworkInfo {
             capabilities,
             hostname: wire.hostname,
             offer_constraints,
+            min_allocatable,
         })
     }
 }
@@ -231,6 +257,17 @@ impl From<FrameworkInfo> for pb::FrameworkInfo {
                 .map(|c| pb::OfferConstraint {
                     attribute: c.attribute,
                     equals: c.equals,
+                })
+                .collect(),
+            min_allocatable: f
+                .min_allocatable
+                .into_iter()
+                .map(|(role, quantities)| {
+                    let quantities = quantities
+                        .iter()
+                        .map(|q| pb::ResourceQuantity { resources: q.into() })
+                        .collect();
+                    (role, pb::MinAllocatable { quantities })
                 })
                 .collect(),
         }
@@ -404,5 +441,64 @@ mod tests {
         };
         let err = FrameworkInfo::try_from(bad).expect_err("an empty attribute is refused");
         assert_eq!(err.field, "offer_constraints[1].attribute");
+    }
+
+    #[test]
+    fn min_allocatable_round_trips_and_errors_name_the_field() {
+        let scalar = |name: &str, value: f64| pb::Resource {
+            name: name.to_owned(),
+            value: Some(pb::resource::Value::Scalar(value)),
+            reservation: String::new(),
+        };
+        let min = |quantities: Vec<Vec<pb::Resource>>| pb::MinAllocatable {
+            quantities: quantities
+                .into_iter()
+                .map(|resources| pb::ResourceQuantity { resources })
+                .collect(),
+        };
+        let wire = pb::FrameworkInfo {
+            name: "fw".to_owned(),
+            min_allocatable: [(
+                "web".to_owned(),
+                min(vec![
+                    vec![scalar("cpus", 2.0)],
+                    vec![scalar("disk", 1.0), scalar("mem", 512.0)],
+                ]),
+            )]
+            .into(),
+            ..Default::default()
+        };
+        let info = FrameworkInfo::try_from(wire.clone()).expect("valid");
+        assert_eq!(info.min_allocatable["web"].len(), 2);
+        assert_eq!(info.min_allocatable["web"][0], "cpus:2".parse().expect("valid"));
+        assert_eq!(pb::FrameworkInfo::from(info).min_allocatable, wire.min_allocatable);
+
+        let field = |role: &str, quantities| {
+            FrameworkInfo::try_from(pb::FrameworkInfo {
+                min_allocatable: [(role.to_owned(), min(quantities))].into(),
+                ..wire.clone()
+            })
+            .map(|_| ())
+            .map_err(|e| e.field)
+        };
+        assert_eq!(
+            field("bad role", vec![vec![scalar("cpus", 1.0)]]),
+            Err("min_allocatable[\"bad role\"]".to_owned())
+        );
+        assert_eq!(
+            field("web", vec![vec![scalar("cpus", 1.0)], vec![scalar("cpus", -1.0)]]),
+            Err("min_allocatable[\"web\"].quantities[1].resources".to_owned())
+        );
+        let ports = pb::Resource {
+            name: "ports".to_owned(),
+            value: Some(pb::resource::Value::Ranges(pb::Ranges {
+                range: vec![pb::Range { begin: 1, end: 2 }],
+            })),
+            reservation: String::new(),
+        };
+        assert_eq!(
+            field("web", vec![vec![ports]]),
+            Err("min_allocatable[\"web\"].quantities[0]".to_owned())
+        );
     }
 }

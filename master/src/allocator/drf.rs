@@ -36,7 +36,7 @@
 //!
 //! [`ReferenceDrfAllocator`]: super::reference::ReferenceDrfAllocator
 
-use super::{Allocation, Allocator, FrameworkShare, RoleShare, Used};
+use super::{Allocation, Allocator, FrameworkShare, RoleShare, Used, meets_framework_minimum};
 use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -208,6 +208,8 @@ struct FrameworkEntry {
     filters: BTreeSet<(AgentIdx, RoleIdx)>,
     /// Agents it may be offered must match all of these.
     constraints: Vec<OfferConstraint>,
+    /// Its own minimum offer per role (empty lists dropped).
+    min_allocatable: BTreeMap<String, Vec<Resources>>,
 }
 
 #[derive(Debug)]
@@ -272,9 +274,7 @@ impl DrfAllocator {
     }
 
     fn meets_minimum(min_allocatable: &[Resources], resources: &Resources) -> bool {
-        min_allocatable
-            .iter()
-            .any(|min| min.scalars().all(|(key, value)| resources.scalar(&key.name) >= value))
+        super::meets_minimum(min_allocatable, resources)
     }
 
     /// Dominant share of `allocated` against the cluster total (as the reference computes it).
@@ -339,6 +339,7 @@ impl DrfAllocator {
             in_sorters: Vec::new(),
             filters: BTreeSet::new(),
             constraints: Vec::new(),
+            min_allocatable: BTreeMap::new(),
         });
         self.framework_index.insert(id.clone(), idx);
         idx
@@ -572,8 +573,11 @@ impl DrfAllocator {
                 &reserved_offer
             };
             for (_, _, f) in &role.sorter {
-                let constraints = &self.frameworks[f.0 as usize].constraints;
-                if !constraints.is_empty() && !OfferConstraint::all_match(constraints, &agent.attributes) {
+                let fw = &self.frameworks[f.0 as usize];
+                if !fw.constraints.is_empty() && !OfferConstraint::all_match(&fw.constraints, &agent.attributes) {
+                    continue;
+                }
+                if !meets_framework_minimum(&fw.min_allocatable, &role.name, offer) {
                     continue;
                 }
                 let blocked = entry.filters.get(&(*f, *r)).is_some_and(|filter| {
@@ -658,6 +662,14 @@ impl DrfAllocator {
             }
             Some(offer)
         };
+        let min = &self.frameworks[f.0 as usize].min_allocatable;
+        if !meets_framework_minimum(
+            min,
+            &self.roles[r.0 as usize].name,
+            offer.as_ref().unwrap_or(&agent.free),
+        ) {
+            return None;
+        }
         let blocked = entry.filters.get(&(f, r)).is_some_and(|filter| {
             filter.until > now && filter.resources.contains(offer.as_ref().unwrap_or(&agent.free))
         });
@@ -788,6 +800,7 @@ impl Allocator for DrfAllocator {
         fw.allocated = Resources::new();
         fw.share = Share(0.0);
         fw.constraints.clear();
+        fw.min_allocatable.clear();
         self.attach(f);
         self.epoch += 1;
         for u in used {
@@ -812,6 +825,7 @@ impl Allocator for DrfAllocator {
         fw.suppressed.clear();
         fw.allocated = Resources::new();
         fw.constraints.clear();
+        fw.min_allocatable.clear();
         let filters: Vec<(AgentIdx, RoleIdx)> = fw.filters.iter().copied().collect();
         for (a, r) in filters {
             self.remove_filter(a, f, r);
@@ -834,6 +848,20 @@ impl Allocator for DrfAllocator {
         {
             self.frameworks[f.0 as usize].constraints = constraints.to_vec();
             // Looser constraints make it eligible for more agents.
+            self.epoch += 1;
+        }
+    }
+
+    fn set_framework_min_allocatable(&mut self, framework_id: &FrameworkId, min: &BTreeMap<String, Vec<Resources>>) {
+        if let Some(f) = self.framework_index.get(framework_id).copied()
+            && self.frameworks[f.0 as usize].present
+        {
+            self.frameworks[f.0 as usize].min_allocatable = min
+                .iter()
+                .filter(|(_, quantities)| !quantities.is_empty())
+                .map(|(role, quantities)| (role.clone(), quantities.clone()))
+                .collect();
+            // A lower minimum makes it eligible for more agents.
             self.epoch += 1;
         }
     }

@@ -18,6 +18,7 @@ pub use drf::{DrfAllocator, DrfConfig, Policy};
 
 use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Timestamp};
 use rand::rngs::StdRng;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Resources of one agent given to one framework for one role.
@@ -69,6 +70,25 @@ pub struct RoleShare {
     pub dominant_share: f64,
 }
 
+/// Whether `resources` hold at least one of the `min` quantities (scalars
+/// compared by name, reservations ignored).
+pub(crate) fn meets_minimum(min: &[Resources], resources: &Resources) -> bool {
+    min.iter()
+        .any(|min| min.scalars().all(|(key, value)| resources.scalar(&key.name) >= value))
+}
+
+/// Whether a framework with these per-role minimums may be offered `offer` for `role`.
+pub(crate) fn meets_framework_minimum(
+    min_allocatable: &BTreeMap<String, Vec<Resources>>,
+    role: &str,
+    offer: &Resources,
+) -> bool {
+    min_allocatable.is_empty()
+        || min_allocatable
+            .get(role)
+            .is_none_or(|min| min.is_empty() || meets_minimum(min, offer))
+}
+
 /// A pluggable allocation policy. Implementations are pure: time and
 /// randomness are arguments, iteration is deterministic.
 pub trait Allocator: std::fmt::Debug + Send {
@@ -91,6 +111,12 @@ pub trait Allocator: std::fmt::Debug + Send {
     /// The framework is only offered agents whose attributes match all of
     /// these (none until set; set again after every `add_framework`).
     fn set_framework_constraints(&mut self, framework_id: &FrameworkId, constraints: &[OfferConstraint]);
+    /// The framework is offered an agent for a role listed here only when the
+    /// offer holds at least one of the role's quantities (scalars compared by
+    /// name, reservations ignored), on top of the global minimum; an empty
+    /// list means no minimum of its own (none until set; set again after
+    /// every `add_framework`). Mesos' `offer_filters.min_allocatable_resources`.
+    fn set_framework_min_allocatable(&mut self, framework_id: &FrameworkId, min: &BTreeMap<String, Vec<Resources>>);
     /// The framework's roles changed.
     fn update_framework_roles(&mut self, framework_id: &FrameworkId, roles: &[String]);
 

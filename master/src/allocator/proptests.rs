@@ -53,6 +53,29 @@ enum Op {
     SetAttributes(u8, u8),
     /// Give a framework `CONSTRAINTS[i]`.
     SetConstraints(u8, u8),
+    /// Give a framework `MIN_ALLOCATABLE[i]`.
+    SetMinAllocatable(u8, u8),
+}
+
+/// Per-role minimums: (role, alternative quantities).
+const MIN_ALLOCATABLE: [&[(&str, &[&str])]; 4] = [
+    &[],
+    &[("*", &["cpus:2"])],
+    &[("*", &["cpus:3", "mem:2048"]), ("web", &["cpus:2;mem:1024"])],
+    &[("batch", &["disk:100;cpus:4"]), ("web", &[])],
+];
+
+fn min_allocatable(i: u8) -> BTreeMap<String, Vec<Resources>> {
+    MIN_ALLOCATABLE[i as usize]
+        .iter()
+        .map(|(role, quantities)| {
+            let quantities = quantities
+                .iter()
+                .map(|q| q.parse::<Resources>().expect("valid quantity"))
+                .collect();
+            ((*role).to_owned(), quantities)
+        })
+        .collect()
 }
 
 const ATTRIBUTES: [&str; 3] = ["", "rack:r1", "rack:r2;zone:a"];
@@ -94,6 +117,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3u8, 0..4u8).prop_map(|(r, w)| Op::SetWeight(r, w)),
         1 => (0..8u8, 0..3u8).prop_map(|(a, i)| Op::SetAttributes(a, i)),
         1 => (0..6u8, 0..4u8).prop_map(|(f, i)| Op::SetConstraints(f, i)),
+        1 => (0..6u8, 0..4u8).prop_map(|(f, i)| Op::SetMinAllocatable(f, i)),
     ]
 }
 
@@ -247,6 +271,10 @@ fn run(ops: &[Op], seed: u64) {
             Op::SetConstraints(f, i) => {
                 fast.set_framework_constraints(&framework_id(*f), &constraints(*i));
                 reference.set_framework_constraints(&framework_id(*f), &constraints(*i));
+            }
+            Op::SetMinAllocatable(f, i) => {
+                fast.set_framework_min_allocatable(&framework_id(*f), &min_allocatable(*i));
+                reference.set_framework_min_allocatable(&framework_id(*f), &min_allocatable(*i));
             }
             Op::SetWeight(r, w) => {
                 fast.set_weight(ROLES[*r as usize], WEIGHTS[*w as usize]);

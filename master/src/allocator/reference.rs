@@ -9,7 +9,7 @@
 //! `agora bench allocator --reference` measures it in the same run conditions
 //! as the fast one. Not for production use.
 
-use super::{Allocation, Allocator, DrfConfig, FrameworkShare, RoleShare, Used};
+use super::{Allocation, Allocator, DrfConfig, FrameworkShare, RoleShare, Used, meets_framework_minimum};
 use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -34,6 +34,7 @@ struct FrameworkSlot {
     suppressed: BTreeSet<String>,
     allocated: Resources,
     constraints: Vec<OfferConstraint>,
+    min_allocatable: BTreeMap<String, Vec<Resources>>,
 }
 
 #[derive(Debug, Default)]
@@ -230,6 +231,7 @@ impl Allocator for ReferenceDrfAllocator {
                 suppressed: BTreeSet::new(),
                 allocated: Resources::new(),
                 constraints: Vec::new(),
+                min_allocatable: BTreeMap::new(),
             },
         );
         for role in roles {
@@ -265,6 +267,12 @@ impl Allocator for ReferenceDrfAllocator {
     fn set_framework_constraints(&mut self, framework_id: &FrameworkId, constraints: &[OfferConstraint]) {
         if let Some(framework) = self.frameworks.get_mut(framework_id) {
             framework.constraints = constraints.to_vec();
+        }
+    }
+
+    fn set_framework_min_allocatable(&mut self, framework_id: &FrameworkId, min: &BTreeMap<String, Vec<Resources>>) {
+        if let Some(framework) = self.frameworks.get_mut(framework_id) {
+            framework.min_allocatable = min.clone();
         }
     }
 
@@ -363,10 +371,10 @@ impl Allocator for ReferenceDrfAllocator {
                 let attributes = &agent.attributes;
                 let chosen = self.candidates().into_iter().find_map(|(role, framework_id)| {
                     let offer = free.allocatable_to(&role);
-                    let allowed = self
-                        .frameworks
-                        .get(&framework_id)
-                        .is_some_and(|f| OfferConstraint::all_match(&f.constraints, attributes));
+                    let allowed = self.frameworks.get(&framework_id).is_some_and(|f| {
+                        OfferConstraint::all_match(&f.constraints, attributes)
+                            && meets_framework_minimum(&f.min_allocatable, &role, &offer)
+                    });
                     (allowed
                         && self.meets_minimum(&offer)
                         && !self.filtered(now, &framework_id, &agent_id, &role, &offer))

@@ -1498,3 +1498,37 @@ fn frameworks_are_only_offered_agents_matching_their_constraints() {
     h.advance(Duration::from_millis(100));
     assert_eq!(h.offers(conn).len(), 2);
 }
+
+#[test]
+fn a_framework_is_only_offered_agents_meeting_its_own_minimum() {
+    let mut h = Harness::new();
+    let (_, small) = h.add_agent("cpus:1;mem:1024");
+    let mut info = FrameworkInfo::new("picky");
+    info.min_allocatable.insert("*".to_owned(), vec![res("cpus:2")]);
+    let (picky, picky_id) = h.subscribe(info.clone());
+    h.advance(Duration::from_millis(100));
+    assert!(h.offers(picky).is_empty(), "1 cpu is below its minimum of 2");
+
+    let (other, other_id) = h.framework("other");
+    h.advance(Duration::from_millis(100));
+    let offers = h.offers(other);
+    assert_eq!(
+        offers.iter().map(|o| o.agent_id.clone()).collect::<Vec<_>>(),
+        vec![small]
+    );
+
+    let (_, big) = h.add_agent("cpus:4;mem:1024");
+    h.advance(Duration::from_millis(100));
+    let offers = h.offers(picky);
+    assert_eq!(offers.iter().map(|o| o.agent_id.clone()).collect::<Vec<_>>(), vec![big]);
+
+    // Another role's minimum does not apply to `*`; an update takes effect.
+    h.call(&other_id, Call::Suppress { roles: vec![] }).expect("suppress");
+    info.id = Some(picky_id.clone());
+    info.min_allocatable = [("web".to_owned(), vec![res("cpus:100")])].into();
+    h.call(&picky_id, Call::UpdateFramework(info)).expect("update");
+    let (_, third) = h.add_agent("cpus:1;mem:1024");
+    h.advance(Duration::from_millis(100));
+    let got: Vec<AgentId> = h.offers(picky).iter().map(|o| o.agent_id.clone()).collect();
+    assert_eq!(got, vec![third]);
+}

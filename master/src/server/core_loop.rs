@@ -450,7 +450,8 @@ impl CoreLoop {
                 let _ = reply.send(self.master.roles());
             }
             Command::RefreshMetrics(reply) => {
-                self.metrics.refresh(&self.master);
+                let now = self.clock.now();
+                self.metrics.refresh(&self.master, now);
                 let _ = reply.send(());
             }
             Command::Watch(reply) => {

@@ -14,13 +14,21 @@
 //! | `agora_master_tasks` | gauge | tasks the master tracks (not yet ended, or ended and unacknowledged) |
 //! | `agora_master_outstanding_offers` | gauge | offers not yet answered |
 //! | `agora_master_allocation_cycle_seconds` | histogram | time of each `handle` call that ran an allocation cycle |
+//! | `agora_master_active_filters` | gauge | decline filters in force |
+//! | `agora_master_role_dominant_share{role}` | gauge | each role's dominant share, before weighting |
+//! | `agora_master_role_weight{role}` | gauge | each role's weight |
+//! | `agora_master_framework_dominant_share{framework_id}` | gauge | each framework's dominant share |
 //!
-//! Decline filters are not counted yet: the core does not expose them.
+//! Offers made, declined and rescinded are `Stats` counters
+//! (`agora_master_offers_{made,declined,rescinded}_total`). A role or
+//! framework that disappears keeps its series, set to 0 (the exporter has no
+//! way to drop one).
 
 use crate::{AgentStatus, Master};
+use agora_proto::Timestamp;
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -43,6 +51,11 @@ pub(crate) struct Metrics {
     frameworks_disconnected: Gauge,
     tasks: Gauge,
     outstanding_offers: Gauge,
+    active_filters: Gauge,
+    /// Per-role dominant share and weight gauges, by role, made when first seen.
+    roles: BTreeMap<String, (Gauge, Gauge)>,
+    /// Per-framework dominant share gauges, by framework id, made when first seen.
+    frameworks: BTreeMap<String, Gauge>,
     /// One counter per field of `Stats`, made when first seen.
     counters: BTreeMap<String, Counter>,
     samples_since_upkeep: u32,
@@ -61,7 +74,7 @@ impl Metrics {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(ALLOCATION_CYCLE.to_owned()), &ALLOCATION_BUCKETS)?
             .build_recorder();
-        let (allocation_cycle, agents, frameworks, tasks, outstanding_offers) =
+        let (allocation_cycle, agents, frameworks, tasks, outstanding_offers, active_filters) =
             metrics::with_local_recorder(&recorder, || {
                 metrics::describe_histogram!(
                     ALLOCATION_CYCLE,
@@ -72,6 +85,16 @@ impl Metrics {
                 metrics::describe_gauge!("agora_master_frameworks", "Frameworks known to the master");
                 metrics::describe_gauge!("agora_master_tasks", "Tasks the master tracks");
                 metrics::describe_gauge!("agora_master_outstanding_offers", "Offers not yet accepted or declined");
+                metrics::describe_gauge!("agora_master_active_filters", "Decline filters in force");
+                metrics::describe_gauge!(
+                    "agora_master_role_dominant_share",
+                    "Each role's dominant share of the cluster, before weighting"
+                );
+                metrics::describe_gauge!("agora_master_role_weight", "Each role's weight");
+                metrics::describe_gauge!(
+                    "agora_master_framework_dominant_share",
+                    "Each framework's dominant share of the cluster"
+                );
                 let agent = |status: AgentStatus| {
                     let label = match status {
                         AgentStatus::Active => "active",
@@ -93,6 +116,7 @@ impl Metrics {
                     ],
                     metrics::gauge!("agora_master_tasks"),
                     metrics::gauge!("agora_master_outstanding_offers"),
+                    metrics::gauge!("agora_master_active_filters"),
                 )
             });
         let [frameworks_connected, frameworks_disconnected] = frameworks;
@@ -104,6 +128,9 @@ impl Metrics {
             frameworks_disconnected,
             tasks,
             outstanding_offers,
+            active_filters,
+            roles: BTreeMap::new(),
+            frameworks: BTreeMap::new(),
             counters: BTreeMap::new(),
             samples_since_upkeep: 0,
         })
@@ -124,8 +151,9 @@ impl Metrics {
         }
     }
 
-    /// Copies the core's counters and current sizes into the recorder.
-    pub(crate) fn refresh(&mut self, master: &Master) {
+    /// Copies the core's counters, current sizes and shares (as of `now`)
+    /// into the recorder.
+    pub(crate) fn refresh(&mut self, master: &Master, now: Timestamp) {
         self.refresh_counters(master);
         // The snapshot costs a copy of the cluster; it is taken once per scrape.
         let state = master.state();
@@ -138,6 +166,49 @@ impl Metrics {
             .set((state.frameworks.len() - connected) as f64);
         self.tasks.set(state.tasks.len() as f64);
         self.outstanding_offers.set(state.offers.len() as f64);
+        self.active_filters.set(master.active_filters(now) as f64);
+        self.refresh_shares(master, &state);
+    }
+
+    /// Per-role and per-framework gauges; those no longer known drop to 0.
+    fn refresh_shares(&mut self, master: &Master, state: &crate::ClusterState) {
+        let recorder = &self.recorder;
+        let mut seen = BTreeSet::new();
+        for role in master.roles() {
+            let (share, weight) = self.roles.entry(role.role.clone()).or_insert_with_key(|name| {
+                metrics::with_local_recorder(recorder, || {
+                    (
+                        metrics::gauge!("agora_master_role_dominant_share", "role" => name.clone()),
+                        metrics::gauge!("agora_master_role_weight", "role" => name.clone()),
+                    )
+                })
+            });
+            share.set(role.dominant_share);
+            weight.set(role.weight);
+            seen.insert(role.role);
+        }
+        for (name, (share, _)) in &self.roles {
+            if !seen.contains(name) {
+                share.set(0.0);
+            }
+        }
+        seen.clear();
+        for framework in &state.frameworks {
+            let id = framework.id.to_string();
+            let gauge = self.frameworks.entry(id.clone()).or_insert_with_key(|id| {
+                metrics::with_local_recorder(
+                    recorder,
+                    || metrics::gauge!("agora_master_framework_dominant_share", "framework_id" => id.clone()),
+                )
+            });
+            gauge.set(framework.dominant_share);
+            seen.insert(id);
+        }
+        for (id, gauge) in &self.frameworks {
+            if !seen.contains(id) {
+                gauge.set(0.0);
+            }
+        }
     }
 
     /// Exports every field of `Stats` by name, so that a counter added to the
