@@ -1092,29 +1092,15 @@ impl Master {
         // Tasks the master had on the agent that the agent no longer runs.
         if let Some(previous) = &previous {
             for (framework_id, task_id) in previous.tasks.difference(&reported_ids) {
-                let Some(task) = self
-                    .frameworks
-                    .get_mut(framework_id)
-                    .and_then(|f| f.tasks.get_mut(task_id))
-                else {
-                    continue;
-                };
-                if task.state.is_terminal() {
-                    continue;
-                }
                 // Its resources were dropped with the agent's old slot in the allocator.
-                task.resources_recovered = true;
-                let status = Self::master_status(
+                self.lose_task(
                     now,
-                    task_id.clone(),
+                    framework_id,
+                    task_id,
+                    &agent_id,
                     TaskState::Gone,
-                    TaskReason::AgentRemoved,
-                    Some(agent_id.clone()),
                     "The agent re-registered without this task".to_owned(),
                 );
-                task.state = TaskState::Gone;
-                task.last_status = Some(status.clone());
-                self.send_update(framework_id, status);
             }
         }
 
@@ -1315,6 +1301,42 @@ impl Master {
         }
     }
 
+    /// A live task stops running as far as the master knows (`state`: GONE or
+    /// UNREACHABLE), its resources having left the allocator with its agent's
+    /// slot; its framework is told. Ended tasks are left alone.
+    fn lose_task(
+        &mut self,
+        now: Timestamp,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+        agent_id: &AgentId,
+        state: TaskState,
+        message: String,
+    ) {
+        let Some(task) = self
+            .frameworks
+            .get_mut(framework_id)
+            .and_then(|f| f.tasks.get_mut(task_id))
+        else {
+            return;
+        };
+        if task.state.is_terminal() {
+            return;
+        }
+        task.resources_recovered = true;
+        let status = Self::master_status(
+            now,
+            task_id.clone(),
+            state,
+            TaskReason::AgentRemoved,
+            Some(agent_id.clone()),
+            message,
+        );
+        task.state = state;
+        task.last_status = Some(status.clone());
+        self.send_update(framework_id, status);
+    }
+
     /// The agent has been silent or away too long: its offers go, its tasks
     /// become UNREACHABLE (LOST for frameworks that are not partition-aware),
     /// and frameworks hear of the failure. It may still re-register.
@@ -1337,28 +1359,14 @@ impl Master {
         self.allocator.remove_agent(agent_id);
         self.stats.agents_unreachable += 1;
         for (framework_id, task_id) in tasks {
-            let Some(task) = self
-                .frameworks
-                .get_mut(&framework_id)
-                .and_then(|f| f.tasks.get_mut(&task_id))
-            else {
-                continue;
-            };
-            if task.state.is_terminal() {
-                continue;
-            }
-            task.resources_recovered = true;
-            let status = Self::master_status(
+            self.lose_task(
                 now,
-                task_id,
+                &framework_id,
+                &task_id,
+                agent_id,
                 TaskState::Unreachable,
-                TaskReason::AgentRemoved,
-                Some(agent_id.clone()),
                 format!("Agent {agent_id} is unreachable"),
             );
-            task.state = TaskState::Unreachable;
-            task.last_status = Some(status.clone());
-            self.send_update(&framework_id, status);
         }
         let connected: Vec<ConnectionId> = self.frameworks.values().filter_map(|f| f.conn).collect();
         for conn in connected {
