@@ -10,7 +10,7 @@
 
 mod common;
 
-use agora_proto::{FrameworkInfo, TaskState};
+use agora_proto::TaskState;
 use agora_sdk::TaskRequest;
 use agora_sdk::driver::{Driver, DriverConfig, ExitReason};
 use agora_sdk::frameworks::{Batch, BatchConfig, TaskTemplate};
@@ -68,19 +68,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let template = TaskTemplate::new(args.name.clone(), common::command(&args.command)?, request);
     let batch = Batch::new(BatchConfig::new(args.tasks, template))?;
 
-    let mut framework = FrameworkInfo::new(args.name);
-    framework.failover_timeout = common::FAILOVER_TIMEOUT;
-    if let Some(role) = args.role {
-        framework.roles = vec![role];
-    }
+    let framework = common::framework_info(args.name, args.role);
     let mut driver = Driver::new(DriverConfig::new(args.master, framework), Reporting::new(batch))?;
-    let handle = driver.handle();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: tearing the framework down");
-            handle.teardown();
-        }
-    });
+    common::teardown_on_ctrl_c(driver.handle());
 
     let outcome = driver.run().await;
     let batch = driver.into_scheduler().inner;

@@ -9,7 +9,6 @@
 
 mod common;
 
-use agora_proto::FrameworkInfo;
 use agora_sdk::TaskRequest;
 use agora_sdk::driver::{Driver, DriverConfig};
 use agora_sdk::frameworks::{Service, ServiceConfig, TaskTemplate};
@@ -64,19 +63,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let template = TaskTemplate::new(args.name.clone(), common::command(&args.command)?, request);
     let service = Service::new(ServiceConfig::new(args.instances, template))?;
 
-    let mut framework = FrameworkInfo::new(args.name);
-    framework.failover_timeout = common::FAILOVER_TIMEOUT;
-    if let Some(role) = args.role {
-        framework.roles = vec![role];
-    }
+    let framework = common::framework_info(args.name, args.role);
     let mut driver = Driver::new(DriverConfig::new(args.master, framework), Reporting::new(service))?;
-    let handle = driver.handle();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: tearing the framework down");
-            handle.teardown();
-        }
-    });
+    common::teardown_on_ctrl_c(driver.handle());
 
     let outcome = driver.run().await;
     let service = driver.into_scheduler().inner;

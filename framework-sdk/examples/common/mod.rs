@@ -99,3 +99,25 @@ impl<S: Scheduler> Scheduler for Reporting<S> {
         self.inner.disconnected();
     }
 }
+
+/// A framework description for the examples: a failover timeout long enough
+/// to survive a master restart, and the role asked for (`*` by default).
+pub(crate) fn framework_info(name: String, role: Option<String>) -> agora_proto::FrameworkInfo {
+    let mut framework = agora_proto::FrameworkInfo::new(name);
+    framework.failover_timeout = FAILOVER_TIMEOUT;
+    if let Some(role) = role {
+        framework.roles = vec![role];
+    }
+    framework
+}
+
+/// Ctrl-C tears the framework down (its tasks are killed) instead of leaving
+/// them to the failover timeout.
+pub(crate) fn teardown_on_ctrl_c(handle: agora_sdk::driver::DriverHandle) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: tearing the framework down");
+            handle.teardown();
+        }
+    });
+}
