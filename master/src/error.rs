@@ -55,6 +55,14 @@ pub enum MasterError {
         /// What was wrong.
         reason: String,
     },
+    /// An operator's quota update names a bad role.
+    #[error("invalid quota update: field `{field}`: {reason}")]
+    InvalidQuota {
+        /// The field at fault, e.g. `quotas[1].role`.
+        field: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// The connection is already subscribed under another framework.
     #[error("this stream is already subscribed as framework {0}")]
     ConnectionInUse(FrameworkId),

@@ -1,7 +1,8 @@
 //! What goes into the master core and what comes out of it.
 
 use agora_proto::{
-    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, SandboxFile, TaskId,
+    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, QuotaLimit, SandboxFile,
+    TaskId,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -75,6 +76,9 @@ pub enum Input {
     /// An operator sets role weights (each role valid, each weight finite
     /// and greater than 0; refused as a whole otherwise).
     UpdateWeights(Vec<(String, f64)>),
+    /// An operator sets (`Some`) or removes (`None`) role quota limits (each
+    /// role valid; refused as a whole otherwise).
+    UpdateQuota(Vec<(String, Option<QuotaLimit>)>),
     /// Time passed: fire whatever timers are due.
     Tick,
 }

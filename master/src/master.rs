@@ -13,8 +13,9 @@ use crate::io::{ConnectionId, Input, Output};
 use crate::state::{AgentStatus, Stats, TaskRecord};
 use agora_proto::{
     AgentId, AgentInfo, AgentMessage, Call, Capability, Event, Filters, FrameworkCall, FrameworkId, FrameworkInfo,
-    MasterMessage, Offer, OfferConstraint, OfferId, Operation, Resources, RunningTask, SandboxFile, StatusUuid, TaskId,
-    TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TaskUsage, Timestamp, validate_role, validate_weight,
+    MasterMessage, Offer, OfferConstraint, OfferId, Operation, QuotaLimit, Resources, RunningTask, SandboxFile,
+    StatusUuid, TaskId, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TaskUsage, Timestamp, validate_role,
+    validate_weight,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -162,6 +163,7 @@ impl Master {
             } => self.read_file(request, framework_id.as_ref(), task_id, file, offset, max_bytes)?,
             Input::KillTask { framework_id, task_id } => self.operator_kill(now, framework_id.as_ref(), task_id)?,
             Input::UpdateWeights(weights) => self.update_weights(&weights)?,
+            Input::UpdateQuota(quotas) => self.update_quota(quotas)?,
             Input::Tick => self.tick(now),
         }
         Ok(())
@@ -1493,6 +1495,24 @@ impl Master {
             self.config.drf.weights.insert(role.clone(), *weight);
         }
         if !weights.is_empty() {
+            self.request_allocation();
+        }
+        Ok(())
+    }
+
+    fn update_quota(&mut self, quotas: Vec<(String, Option<QuotaLimit>)>) -> Result<(), MasterError> {
+        for (i, (role, _)) in quotas.iter().enumerate() {
+            validate_role(role).map_err(|reason| MasterError::InvalidQuota {
+                field: format!("quotas[{i}].role"),
+                reason,
+            })?;
+        }
+        let any = !quotas.is_empty();
+        for (role, limit) in quotas {
+            self.allocator.set_quota(&role, limit);
+        }
+        if any {
+            // A looser limit may let a role take more now.
             self.request_allocation();
         }
         Ok(())

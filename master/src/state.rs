@@ -6,6 +6,7 @@ use agora_proto::{
     AgentId, AgentInfo, FrameworkId, FrameworkInfo, Offer, Resources, TaskInfo, TaskState, TaskStatus, TaskUsage,
     Timestamp, pb,
 };
+use agora_proto::{QuotaLimit, quota_limit_to_wire};
 use serde::Serialize;
 
 /// Whether an agent can be used.
@@ -180,6 +181,8 @@ pub struct RoleView {
     pub dominant_share: f64,
     /// The frameworks that hold it.
     pub frameworks: Vec<FrameworkId>,
+    /// Its quota limit, when it has one.
+    pub quota: Option<QuotaLimit>,
 }
 
 impl From<RoleView> for pb::RoleInfo {
@@ -190,6 +193,7 @@ impl From<RoleView> for pb::RoleInfo {
             allocated: (&r.allocated).into(),
             dominant_share: r.dominant_share,
             frameworks: r.frameworks.into_iter().map(Into::into).collect(),
+            quota: r.quota.as_ref().map(quota_limit_to_wire).unwrap_or_default(),
         }
     }
 }
@@ -237,6 +241,7 @@ impl Master {
                 weight: r.weight,
                 allocated: r.allocated,
                 dominant_share: r.dominant_share,
+                quota: r.quota,
             })
             .collect()
     }

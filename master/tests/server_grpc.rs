@@ -489,3 +489,77 @@ async fn weights_update_and_roles_read_back_over_grpc() {
     );
     server.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn quota_updates_and_roles_read_back_over_grpc() {
+    let server = TestServer::start().await;
+    let mut operator = server.operator().await;
+    let scalar = |name: &str, value: f64| pb::Resource {
+        name: name.to_owned(),
+        value: Some(pb::resource::Value::Scalar(value)),
+        reservation: String::new(),
+    };
+    let quota = |role: &str, limit: Vec<pb::Resource>| pb::RoleQuota {
+        role: role.to_owned(),
+        limit,
+    };
+
+    let refused = operator
+        .update_quota(pb::UpdateQuotaRequest {
+            quotas: vec![quota("web", vec![scalar("cpus", -1.0)])],
+        })
+        .await
+        .expect_err("a negative limit is refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("quotas[0].limit[0]"),
+        "{}",
+        refused.message()
+    );
+
+    operator
+        .update_quota(pb::UpdateQuotaRequest {
+            quotas: vec![
+                quota("web", vec![scalar("cpus", 10.0), scalar("mem", 4096.0)]),
+                quota("batch", vec![scalar("gpus", 0.0)]),
+            ],
+        })
+        .await
+        .expect("valid quotas");
+    assert_eq!(
+        quotas(&mut operator).await,
+        vec![
+            ("batch".to_owned(), vec![scalar("gpus", 0.0)]),
+            ("web".to_owned(), vec![scalar("cpus", 10.0), scalar("mem", 4096.0)]),
+        ]
+    );
+
+    // An empty limit removes the quota.
+    operator
+        .update_quota(pb::UpdateQuotaRequest {
+            quotas: vec![quota("web", vec![])],
+        })
+        .await
+        .expect("removal");
+    assert_eq!(
+        quotas(&mut operator).await,
+        vec![
+            ("batch".to_owned(), vec![scalar("gpus", 0.0)]),
+            ("web".to_owned(), vec![]),
+        ]
+    );
+    server.stop().await.expect("clean stop");
+}
+
+/// Every role's quota, as `GetRoles` shows it.
+async fn quotas(
+    operator: &mut pb::operator_client::OperatorClient<tonic::transport::Channel>,
+) -> Vec<(String, Vec<pb::Resource>)> {
+    let roles = operator
+        .get_roles(pb::GetRolesRequest {})
+        .await
+        .expect("get roles")
+        .into_inner()
+        .roles;
+    roles.into_iter().map(|r| (r.role, r.quota)).collect()
+}

@@ -6,7 +6,7 @@ use crate::ids::FrameworkId;
 use crate::ids::optional_id;
 use crate::offer::Attributes;
 use crate::pb;
-use crate::resources::Resources;
+use crate::resources::{Resources, Scalar};
 use crate::time::duration_from_secs;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -150,6 +150,69 @@ pub fn role_weights_from_wire(wire: Vec<pb::RoleWeight>) -> Result<Vec<(String, 
         weights.push((w.role, w.weight));
     }
     Ok(weights)
+}
+
+/// A role's quota limit: the most it may hold of each named scalar.
+pub type QuotaLimit = BTreeMap<String, Scalar>;
+
+/// The (role, limit) pairs of an operator's `UpdateQuota`, checked: each
+/// role valid and listed once; each limit entry an unreserved scalar, finite
+/// and non-negative, its name listed once. An empty limit (`None`) removes
+/// the role's quota.
+pub fn role_quotas_from_wire(wire: Vec<pb::RoleQuota>) -> Result<Vec<(String, Option<QuotaLimit>)>, ProtoError> {
+    let mut quotas: Vec<(String, Option<QuotaLimit>)> = Vec::with_capacity(wire.len());
+    for (i, q) in wire.into_iter().enumerate() {
+        validate_role(&q.role).map_err(|reason| ProtoError::invalid(format!("quotas[{i}].role"), reason))?;
+        if quotas.iter().any(|(role, _)| *role == q.role) {
+            return Err(ProtoError::invalid(
+                format!("quotas[{i}].role"),
+                format!("role {:?} is listed twice", q.role),
+            ));
+        }
+        let limit = quota_limit_from_wire(q.limit, &format!("quotas[{i}].limit"))?;
+        quotas.push((q.role, (!limit.is_empty()).then_some(limit)));
+    }
+    Ok(quotas)
+}
+
+/// One quota limit from the wire (see [`role_quotas_from_wire`]); `field` names the list.
+fn quota_limit_from_wire(wire: Vec<pb::Resource>, field: &str) -> Result<QuotaLimit, ProtoError> {
+    let mut limit = QuotaLimit::new();
+    for (j, resource) in wire.into_iter().enumerate() {
+        let field = format!("{field}[{j}]");
+        // Checks the name and the number (zero included, which `Resources` would drop).
+        Resources::try_from(vec![resource.clone()]).map_err(|e| ProtoError::resources(field.clone(), e))?;
+        let Some(pb::resource::Value::Scalar(value)) = resource.value else {
+            return Err(ProtoError::invalid(field, "a quota limit holds scalar resources only"));
+        };
+        if !matches!(resource.reservation.as_str(), "" | "*") {
+            return Err(ProtoError::invalid(
+                field,
+                "a quota limit names unreserved quantities only",
+            ));
+        }
+        let value = Scalar::from_f64(value)
+            .map_err(|_| ProtoError::invalid(field.clone(), format!("invalid scalar {value}")))?;
+        if limit.insert(resource.name.clone(), value).is_some() {
+            return Err(ProtoError::invalid(
+                field,
+                format!("resource {:?} is listed twice", resource.name),
+            ));
+        }
+    }
+    Ok(limit)
+}
+
+/// A quota limit as the wire's `repeated Resource` (zero limits included).
+pub fn quota_limit_to_wire(limit: &QuotaLimit) -> Vec<pb::Resource> {
+    limit
+        .iter()
+        .map(|(name, value)| pb::Resource {
+            name: name.clone(),
+            value: Some(pb::resource::Value::Scalar(value.as_f64())),
+            reservation: String::new(),
+        })
+        .collect()
 }
 
 impl TryFrom<pb::FrameworkInfo> for FrameworkInfo {
@@ -342,6 +405,67 @@ mod tests {
         assert!(validate_role("-x").is_err());
         assert!(validate_role("a b").is_err());
         assert!(validate_role("").is_err());
+    }
+
+    #[test]
+    fn role_quotas_are_checked_and_errors_name_the_field() {
+        let scalar = |name: &str, value: f64| pb::Resource {
+            name: name.to_owned(),
+            value: Some(pb::resource::Value::Scalar(value)),
+            reservation: String::new(),
+        };
+        let q = |role: &str, limit: Vec<pb::Resource>| pb::RoleQuota {
+            role: role.to_owned(),
+            limit,
+        };
+        let limit: QuotaLimit = [
+            ("cpus".to_owned(), Scalar::from_units(10)),
+            ("gpus".to_owned(), Scalar::ZERO),
+        ]
+        .into();
+        assert_eq!(
+            role_quotas_from_wire(vec![
+                q("web", vec![scalar("cpus", 10.0), scalar("gpus", 0.0)]),
+                q("*", vec![])
+            ]),
+            Ok(vec![("web".to_owned(), Some(limit.clone())), ("*".to_owned(), None)])
+        );
+        assert_eq!(
+            quota_limit_to_wire(&limit),
+            vec![scalar("cpus", 10.0), scalar("gpus", 0.0)]
+        );
+        let field = |wire| role_quotas_from_wire(wire).map_err(|e| e.field);
+        assert_eq!(field(vec![q("a b", vec![])]), Err("quotas[0].role".to_owned()));
+        assert_eq!(
+            field(vec![q("web", vec![]), q("web", vec![])]),
+            Err("quotas[1].role".to_owned())
+        );
+        assert_eq!(
+            field(vec![q("web", vec![scalar("cpus", 1.0), scalar("mem", -1.0)])]),
+            Err("quotas[0].limit[1]".to_owned())
+        );
+        assert_eq!(
+            field(vec![q("web", vec![scalar("cpus", f64::NAN)])]),
+            Err("quotas[0].limit[0]".to_owned())
+        );
+        assert_eq!(
+            field(vec![q("web", vec![scalar("cpus", 1.0), scalar("cpus", 2.0)])]),
+            Err("quotas[0].limit[1]".to_owned())
+        );
+        let ports = pb::Resource {
+            name: "ports".to_owned(),
+            value: Some(pb::resource::Value::Ranges(pb::Ranges::default())),
+            reservation: String::new(),
+        };
+        assert_eq!(field(vec![q("web", vec![ports])]), Err("quotas[0].limit[0]".to_owned()));
+        let reserved = pb::Resource {
+            reservation: "web".to_owned(),
+            ..scalar("cpus", 1.0)
+        };
+        assert_eq!(
+            field(vec![q("web", vec![reserved])]),
+            Err("quotas[0].limit[0]".to_owned())
+        );
     }
 
     #[test]

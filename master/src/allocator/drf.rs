@@ -36,8 +36,8 @@
 //!
 //! [`ReferenceDrfAllocator`]: super::reference::ReferenceDrfAllocator
 
-use super::{Allocation, Allocator, FrameworkShare, RoleShare, Used, meets_framework_minimum};
-use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Scalar, Timestamp};
+use super::{Allocation, Allocator, FrameworkShare, RoleShare, Used, fit_to_limit, meets_framework_minimum};
+use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, QuotaLimit, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use std::cmp::Ordering;
@@ -221,6 +221,8 @@ struct RoleEntry {
     share: Share,
     /// Its eligible frameworks (present, active, not suppressed), best first.
     sorter: BTreeSet<(Share, Arc<FrameworkId>, FrameworkIdx)>,
+    /// Its quota limit; offers to it are cut to fit (see [`fit_to_limit`]).
+    limit: Option<QuotaLimit>,
 }
 
 /// The hierarchical DRF allocator. See the module documentation.
@@ -365,6 +367,7 @@ impl DrfAllocator {
             allocated: Resources::new(),
             share: Share(0.0),
             sorter: BTreeSet::new(),
+            limit: None,
         });
         self.role_index.insert(name.to_string(), idx);
         // Filed under share 0, which is right while it holds nothing; a charge re-files it.
@@ -533,6 +536,10 @@ impl DrfAllocator {
         if let Some(r) = r {
             self.roles[r.0 as usize].allocated -= resources;
             self.refresh_role_share(r);
+            if self.roles[r.0 as usize].limit.is_some() {
+                // Headroom grew: agents exhausted for this role may serve it now.
+                self.epoch += 1;
+            }
         }
     }
 
@@ -572,6 +579,21 @@ impl DrfAllocator {
                 }
                 &reserved_offer
             };
+            // Roles without a limit pay one `is_some` here.
+            let limited_offer;
+            let offer = match &role.limit {
+                None => offer,
+                Some(limit) => {
+                    limited_offer = fit_to_limit(limit, &role.allocated, offer);
+                    if !Self::meets_minimum(&self.config.min_allocatable, &limited_offer) {
+                        continue;
+                    }
+                    &limited_offer
+                }
+            };
+            // A limited role's offer depends on what it holds elsewhere, not
+            // only on this agent's version: the containment cache is bypassed.
+            let limited = role.limit.is_some();
             for (_, _, f) in &role.sorter {
                 let fw = &self.frameworks[f.0 as usize];
                 if !fw.constraints.is_empty() && !OfferConstraint::all_match(&fw.constraints, &agent.attributes) {
@@ -581,25 +603,28 @@ impl DrfAllocator {
                     continue;
                 }
                 let blocked = entry.filters.get(&(*f, *r)).is_some_and(|filter| {
-                    filter.until > now && {
-                        let cached = agent
-                            .contains_cache
-                            .iter()
-                            .find(|(res, role, _)| *role == *r && Arc::ptr_eq(res, &filter.resources));
-                        match cached {
-                            Some((_, _, contains)) => *contains,
-                            None => {
-                                let contains = filter.resources.contains(offer);
-                                if agent.contains_cache.len() < 8 {
-                                    agent.contains_cache.push((filter.resources.clone(), *r, contains));
+                    filter.until > now
+                        && if limited {
+                            filter.resources.contains(offer)
+                        } else {
+                            let cached = agent
+                                .contains_cache
+                                .iter()
+                                .find(|(res, role, _)| *role == *r && Arc::ptr_eq(res, &filter.resources));
+                            match cached {
+                                Some((_, _, contains)) => *contains,
+                                None => {
+                                    let contains = filter.resources.contains(offer);
+                                    if agent.contains_cache.len() < 8 {
+                                        agent.contains_cache.push((filter.resources.clone(), *r, contains));
+                                    }
+                                    contains
                                 }
-                                contains
                             }
                         }
-                    }
                 });
                 if !blocked {
-                    let offer = (!agent.free_unreserved).then(|| offer.clone());
+                    let offer = (limited || !agent.free_unreserved).then(|| offer.clone());
                     return Some((*f, *r, offer));
                 }
             }
@@ -653,14 +678,25 @@ impl DrfAllocator {
         {
             return None;
         }
+        let role = &self.roles[r.0 as usize];
         let offer = if agent.free_unreserved {
             None
         } else {
-            let offer = agent.free.allocatable_to(&self.roles[r.0 as usize].name);
+            let offer = agent.free.allocatable_to(&role.name);
             if !Self::meets_minimum(&self.config.min_allocatable, &offer) {
                 return None;
             }
             Some(offer)
+        };
+        let offer = match &role.limit {
+            None => offer,
+            Some(limit) => {
+                let offer = fit_to_limit(limit, &role.allocated, offer.as_ref().unwrap_or(&agent.free));
+                if !Self::meets_minimum(&self.config.min_allocatable, &offer) {
+                    return None;
+                }
+                Some(offer)
+            }
         };
         let min = &self.frameworks[f.0 as usize].min_allocatable;
         if !meets_framework_minimum(
@@ -764,6 +800,9 @@ impl Allocator for DrfAllocator {
                 fw.allocated -= held;
             }
             self.roles[r.0 as usize].allocated -= held;
+            if self.roles[r.0 as usize].limit.is_some() {
+                self.epoch += 1;
+            }
         }
         let keys: Vec<(FrameworkIdx, RoleIdx)> = self.agents[a.0 as usize].filters.keys().copied().collect();
         for (f, r) in keys {
@@ -1051,6 +1090,13 @@ impl Allocator for DrfAllocator {
         self.refresh_role_share(r);
     }
 
+    fn set_quota(&mut self, role: &str, limit: Option<QuotaLimit>) {
+        let r = self.role_idx(role);
+        self.roles[r.0 as usize].limit = limit;
+        // A looser limit may make exhausted agents useful to the role again.
+        self.epoch += 1;
+    }
+
     fn next_filter_expiry(&self) -> Option<Timestamp> {
         self.expiry.first().map(|(until, ..)| *until)
     }
@@ -1064,6 +1110,7 @@ impl Allocator for DrfAllocator {
                 weight: role.weight,
                 dominant_share: Self::dominant_share(&self.total_by_name, &role.allocated),
                 allocated: role.allocated.clone(),
+                quota: role.limit.clone(),
             })
             .collect();
         roles.sort_by(|a, b| a.role.cmp(&b.role));

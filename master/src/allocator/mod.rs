@@ -16,7 +16,7 @@ pub mod reference;
 
 pub use drf::{DrfAllocator, DrfConfig, Policy};
 
-use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Timestamp};
+use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, QuotaLimit, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -68,6 +68,8 @@ pub struct RoleShare {
     pub allocated: Resources,
     /// Its dominant share of the cluster, in [0, 1], before weighting.
     pub dominant_share: f64,
+    /// Its quota limit, when it has one.
+    pub quota: Option<QuotaLimit>,
 }
 
 /// Whether `resources` hold at least one of the `min` quantities (scalars
@@ -75,6 +77,26 @@ pub struct RoleShare {
 pub(crate) fn meets_minimum(min: &[Resources], resources: &Resources) -> bool {
     min.iter()
         .any(|min| min.scalars().all(|(key, value)| resources.scalar(&key.name) >= value))
+}
+
+/// `offer` shrunk so that a role holding `allocated` stays within `limit`:
+/// each limited scalar is cut to the role's headroom (reservations of one
+/// name are kept in key order; a scalar with no headroom is left out);
+/// everything else is kept as is.
+pub(crate) fn fit_to_limit(limit: &QuotaLimit, allocated: &Resources, offer: &Resources) -> Resources {
+    let mut headroom: Vec<(&str, Scalar)> = limit
+        .iter()
+        .map(|(name, limit)| (name.as_str(), *limit - allocated.scalar(name)))
+        .collect();
+    let mut fitted = offer.filter(|key| !limit.contains_key(&key.name));
+    for (key, value) in offer.scalars() {
+        if let Some((_, room)) = headroom.iter_mut().find(|(name, _)| *name == key.name) {
+            let take = value.min(*room);
+            *room -= take;
+            fitted.add_scalar(&key.name, key.role(), take);
+        }
+    }
+    fitted
 }
 
 /// Whether a framework with these per-role minimums may be offered `offer` for `role`.
@@ -141,6 +163,13 @@ pub trait Allocator: std::fmt::Debug + Send {
     /// Sets a role's weight (finite and > 0); roles are ordered by dominant
     /// share divided by weight.
     fn set_weight(&mut self, role: &str, weight: f64);
+
+    /// Sets (`Some`) or removes (`None`) a role's quota limit: the scalars
+    /// allocated to the role (offered or used, on every agent, reservations
+    /// included) are never offered beyond it, by name. A limit below what the
+    /// role holds revokes nothing; the role is then offered none of that
+    /// scalar until it is back under the limit.
+    fn set_quota(&mut self, role: &str, limit: Option<QuotaLimit>);
 
     /// Runs one allocation cycle.
     fn allocate(&mut self, now: Timestamp, rng: &mut StdRng) -> Vec<Allocation>;

@@ -1,10 +1,11 @@
 //! The fast [`DrfAllocator`] against the straightforward
 //! [`ReferenceDrfAllocator`]: over random sequences of events, both make the
 //! same allocations (same order, same resources) and report the same figures.
+//! Along the way, no allocation takes a role past its quota limit.
 
 use super::reference::ReferenceDrfAllocator;
 use super::{Allocation, Allocator, DrfAllocator, DrfConfig, Used};
-use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Timestamp};
+use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, QuotaLimit, Resources, Scalar, Timestamp};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -55,6 +56,51 @@ enum Op {
     SetConstraints(u8, u8),
     /// Give a framework `MIN_ALLOCATABLE[i]`.
     SetMinAllocatable(u8, u8),
+    /// Give `ROLES[role]` the quota limit `QUOTAS[i]` (none for an empty one).
+    SetQuota(u8, u8),
+}
+
+/// Quota limits as (name, milli) pairs; a zero limit is a real limit.
+const QUOTAS: [&[(&str, u64)]; 5] = [
+    &[],
+    &[("cpus", 2000)],
+    &[("cpus", 4000), ("mem", 1_024_000)],
+    &[("mem", 0)],
+    &[("disk", 100_000), ("cpus", 1500)],
+];
+
+fn quota(i: u8) -> Option<QuotaLimit> {
+    let limit: QuotaLimit = QUOTAS[i as usize]
+        .iter()
+        .map(|(name, milli)| ((*name).to_owned(), Scalar::from_milli(*milli)))
+        .collect();
+    (!limit.is_empty()).then_some(limit)
+}
+
+/// After a step that handed out `given`: no role holds more of a limited
+/// scalar than its limit, unless the step gave it none of that scalar (a
+/// limit set below what a role holds revokes nothing; the role is then
+/// offered none of it until it is back under the limit).
+fn check_quotas(allocator: &dyn Allocator, given: &[Allocation]) {
+    for role in allocator.roles() {
+        let Some(limit) = &role.quota else { continue };
+        for (name, limit) in limit {
+            let held = role.allocated.scalar(name);
+            if held <= *limit {
+                continue;
+            }
+            let offered: Scalar = given
+                .iter()
+                .filter(|a| a.role == role.role)
+                .map(|a| a.resources.scalar(name))
+                .sum();
+            assert!(
+                offered.is_zero(),
+                "role {} holds {held} {name} over its limit {limit} and was just offered {offered} more",
+                role.role
+            );
+        }
+    }
 }
 
 /// Per-role minimums: (role, alternative quantities).
@@ -118,6 +164,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..8u8, 0..3u8).prop_map(|(a, i)| Op::SetAttributes(a, i)),
         1 => (0..6u8, 0..4u8).prop_map(|(f, i)| Op::SetConstraints(f, i)),
         1 => (0..6u8, 0..4u8).prop_map(|(f, i)| Op::SetMinAllocatable(f, i)),
+        2 => (0..3u8, 0..5u8).prop_map(|(r, i)| Op::SetQuota(r, i)),
     ]
 }
 
@@ -173,6 +220,7 @@ fn run(ops: &[Op], seed: u64) {
     // (re-adding a present id is not something the master does).
     let mut present: BTreeMap<u8, Vec<String>> = BTreeMap::new();
     for op in ops {
+        let mut given: Vec<Allocation> = Vec::new();
         match op {
             Op::AddAgent { agent, spec, used } => {
                 let used: Vec<Used> = used
@@ -276,6 +324,10 @@ fn run(ops: &[Op], seed: u64) {
                 fast.set_framework_min_allocatable(&framework_id(*f), &min_allocatable(*i));
                 reference.set_framework_min_allocatable(&framework_id(*f), &min_allocatable(*i));
             }
+            Op::SetQuota(r, i) => {
+                fast.set_quota(ROLES[*r as usize], quota(*i));
+                reference.set_quota(ROLES[*r as usize], quota(*i));
+            }
             Op::SetWeight(r, w) => {
                 fast.set_weight(ROLES[*r as usize], WEIGHTS[*w as usize]);
                 reference.set_weight(ROLES[*r as usize], WEIGHTS[*w as usize]);
@@ -284,10 +336,13 @@ fn run(ops: &[Op], seed: u64) {
                 let got = fast.allocate(now, &mut rng_fast);
                 let want = reference.allocate(now, &mut rng_ref);
                 assert_eq!(got, want, "allocations differ at {now:?}");
+                given.clone_from(&got);
                 outstanding.extend(got);
             }
         }
         check_same(&fast, &reference, now);
+        check_quotas(&fast, &given);
+        check_quotas(&reference, &given);
     }
 }
 

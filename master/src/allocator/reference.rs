@@ -9,8 +9,8 @@
 //! `agora bench allocator --reference` measures it in the same run conditions
 //! as the fast one. Not for production use.
 
-use super::{Allocation, Allocator, DrfConfig, FrameworkShare, RoleShare, Used, meets_framework_minimum};
-use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, Resources, Scalar, Timestamp};
+use super::{Allocation, Allocator, DrfConfig, FrameworkShare, RoleShare, Used, fit_to_limit, meets_framework_minimum};
+use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, QuotaLimit, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,6 +58,8 @@ pub struct ReferenceDrfAllocator {
     roles: BTreeMap<String, RoleSlot>,
     /// Decline filters by (framework, agent, role).
     filters: BTreeMap<(FrameworkId, AgentId, String), Filter>,
+    /// Quota limits by role.
+    quotas: BTreeMap<String, QuotaLimit>,
     total: Resources,
 }
 
@@ -70,6 +72,7 @@ impl ReferenceDrfAllocator {
             frameworks: BTreeMap::new(),
             roles: BTreeMap::new(),
             filters: BTreeMap::new(),
+            quotas: BTreeMap::new(),
             total: Resources::new(),
         }
     }
@@ -370,7 +373,11 @@ impl Allocator for ReferenceDrfAllocator {
                 }
                 let attributes = &agent.attributes;
                 let chosen = self.candidates().into_iter().find_map(|(role, framework_id)| {
-                    let offer = free.allocatable_to(&role);
+                    let mut offer = free.allocatable_to(&role);
+                    if let Some(limit) = self.quotas.get(&role) {
+                        let held = self.roles.get(&role).map(|r| r.allocated.clone()).unwrap_or_default();
+                        offer = fit_to_limit(limit, &held, &offer);
+                    }
                     let allowed = self.frameworks.get(&framework_id).is_some_and(|f| {
                         OfferConstraint::all_match(&f.constraints, attributes)
                             && meets_framework_minimum(&f.min_allocatable, &role, &offer)
@@ -403,9 +410,17 @@ impl Allocator for ReferenceDrfAllocator {
         self.config.weights.insert(role.to_owned(), weight);
     }
 
+    fn set_quota(&mut self, role: &str, limit: Option<QuotaLimit>) {
+        match limit {
+            Some(limit) => self.quotas.insert(role.to_owned(), limit),
+            None => self.quotas.remove(role),
+        };
+    }
+
     fn roles(&self) -> Vec<RoleShare> {
         let mut names: BTreeSet<&str> = self.roles.keys().map(String::as_str).collect();
         names.extend(self.config.weights.keys().map(String::as_str));
+        names.extend(self.quotas.keys().map(String::as_str));
         for f in self.frameworks.values() {
             names.extend(f.roles.iter().map(String::as_str));
         }
@@ -418,6 +433,7 @@ impl Allocator for ReferenceDrfAllocator {
                     weight: self.weight(name),
                     dominant_share: self.dominant_share(&allocated),
                     allocated,
+                    quota: self.quotas.get(name).cloned(),
                 }
             })
             .collect()

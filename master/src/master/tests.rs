@@ -1358,6 +1358,82 @@ fn a_role_with_weight_two_gets_twice_the_share() {
     assert!((web + batch - 1.0).abs() < 1e-9, "web {web} batch {batch}");
 }
 
+/// A role limited to `cpus:2` with an always-hungry framework on an 8-cpu
+/// cluster never holds more than 2 cpus; another role's framework gets the rest.
+#[test]
+fn a_quota_limit_caps_what_a_role_holds() {
+    let config = MasterConfig {
+        allocation_interval: Duration::from_millis(20),
+        ..MasterConfig::default()
+    };
+    let mut h = Harness::with_config(config);
+    let err = h
+        .handle(Input::UpdateQuota(vec![("bad role".to_owned(), None)]))
+        .expect_err("a bad role is refused");
+    assert!(
+        matches!(&err, MasterError::InvalidQuota { field, .. } if field == "quotas[0].role"),
+        "{err}"
+    );
+    let limit: QuotaLimit = [("cpus".to_owned(), agora_proto::Scalar::from_units(2))].into();
+    h.handle(Input::UpdateQuota(vec![("limited".to_owned(), Some(limit.clone()))]))
+        .expect("valid quota");
+    h.add_agent("cpus:4;mem:4096");
+    h.add_agent("cpus:4;mem:4096");
+    let mut frameworks = Vec::new();
+    for role in ["limited", "other"] {
+        let mut info = FrameworkInfo::new(role);
+        info.roles = vec![role.to_owned()];
+        frameworks.push(h.subscribe(info));
+    }
+    let cpus = |h: &Harness, name: &str| {
+        h.master
+            .roles()
+            .iter()
+            .find(|r| r.role == name)
+            .map_or(agora_proto::Scalar::ZERO, |r| r.allocated.cpus())
+    };
+    let mut launched = [0usize; 2];
+    for _ in 0..100 {
+        h.advance(Duration::from_millis(20));
+        assert!(cpus(&h, "limited") <= agora_proto::Scalar::from_units(2));
+        for (i, (conn, id)) in frameworks.clone().into_iter().enumerate() {
+            for offer in h.offers(conn) {
+                // A limited role is still offered the scalars it has room for
+                // (here mem), so an offer may hold cpus but no mem.
+                let (operations, refuse) = if offer.resources.cpus() >= agora_proto::Scalar::from_units(1)
+                    && offer.resources.mem() >= agora_proto::Scalar::from_units(256)
+                {
+                    launched[i] += 1;
+                    let t = task(&format!("t{i}-{}", launched[i]), &offer.agent_id, "cpus:1;mem:256");
+                    (vec![Operation::Launch(vec![t])], Duration::ZERO)
+                } else {
+                    (vec![], Duration::from_secs(3600))
+                };
+                h.call(
+                    &id,
+                    Call::Accept {
+                        offer_ids: vec![offer.id.clone()],
+                        operations,
+                        filters: Filters::refuse(refuse),
+                    },
+                )
+                .expect("accept");
+                assert!(cpus(&h, "limited") <= agora_proto::Scalar::from_units(2));
+            }
+        }
+    }
+    assert_eq!(launched, [2, 6], "limited holds 2 cpus, other the remaining 6");
+    assert_eq!(h.master.state().tasks.len(), 8, "every launch was valid");
+    let roles = h.master.roles();
+    let limited = roles.iter().find(|r| r.role == "limited").expect("role known");
+    assert_eq!(limited.quota, Some(limit));
+    // Removing the quota lifts the cap (nothing is left to take here, though).
+    h.handle(Input::UpdateQuota(vec![("limited".to_owned(), None)]))
+        .expect("valid removal");
+    let roles = h.master.roles();
+    assert_eq!(roles.iter().find(|r| r.role == "limited").expect("known").quota, None);
+}
+
 fn rescinds(h: &mut Harness, conn: ConnectionId) -> Vec<OfferId> {
     let mut ids = Vec::new();
     h.outputs.retain(|o| match o {

@@ -19,8 +19,8 @@ use super::cluster_events::ClusterEvents;
 use super::metrics::Metrics;
 use crate::{ClusterState, ConnectionId, Input, Master, MasterError, Output, RoleView};
 use agora_proto::{
-    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, SandboxFile, TaskId,
-    Timestamp, pb,
+    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, QuotaLimit, SandboxFile,
+    TaskId, Timestamp, pb,
 };
 use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;
@@ -253,6 +253,18 @@ impl CoreHandle {
     ) -> Result<Result<(), MasterError>, CoreGone> {
         self.ask(|reply| Command::Input {
             input: Input::UpdateWeights(weights),
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Sets or removes role quota limits on behalf of an operator.
+    pub(crate) async fn update_quota(
+        &self,
+        quotas: Vec<(String, Option<QuotaLimit>)>,
+    ) -> Result<Result<(), MasterError>, CoreGone> {
+        self.ask(|reply| Command::Input {
+            input: Input::UpdateQuota(quotas),
             reply: Some(reply),
         })
         .await

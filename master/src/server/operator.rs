@@ -3,7 +3,7 @@
 
 use super::core_loop::CoreHandle;
 use super::status::ServiceError;
-use agora_proto::{FrameworkId, ProtoError, SandboxFile, TaskId, pb, role_weights_from_wire};
+use agora_proto::{FrameworkId, ProtoError, SandboxFile, TaskId, pb, role_quotas_from_wire, role_weights_from_wire};
 use std::pin::Pin;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -100,6 +100,19 @@ impl pb::operator_server::Operator for OperatorService {
             .map_err(ServiceError::from)?
             .map_err(ServiceError::from)?;
         Ok(Response::new(pb::UpdateWeightsResponse {}))
+    }
+
+    async fn update_quota(
+        &self,
+        request: Request<pb::UpdateQuotaRequest>,
+    ) -> Result<Response<pb::UpdateQuotaResponse>, Status> {
+        let quotas = role_quotas_from_wire(request.into_inner().quotas).map_err(ServiceError::from)?;
+        self.core
+            .update_quota(quotas)
+            .await
+            .map_err(ServiceError::from)?
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(pb::UpdateQuotaResponse {}))
     }
 
     async fn get_roles(

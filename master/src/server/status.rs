@@ -34,7 +34,8 @@ impl From<ServiceError> for Status {
                 | MasterError::ConnectionInUse(_) => Self::failed_precondition(message),
                 MasterError::UnknownRole { .. }
                 | MasterError::InvalidUpdate { .. }
-                | MasterError::InvalidWeight { .. } => Self::invalid_argument(message),
+                | MasterError::InvalidWeight { .. }
+                | MasterError::InvalidQuota { .. } => Self::invalid_argument(message),
             },
             ServiceError::Unavailable(_) => Self::unavailable(message),
         }
@@ -88,6 +89,14 @@ mod tests {
             (
                 MasterError::InvalidWeight {
                     field: "weights[0].weight".into(),
+                    reason: "no".into(),
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (
+                MasterError::InvalidQuota {
+                    field: "quotas[0].role".into(),
                     reason: "no".into(),
                 }
                 .into(),
