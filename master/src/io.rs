@@ -1,7 +1,7 @@
 //! What goes into the master core and what comes out of it.
 
 use agora_proto::{
-    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, QuotaLimit, SandboxFile,
+    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, RoleQuota, SandboxFile,
     TaskId,
 };
 use serde::{Deserialize, Serialize};
@@ -76,9 +76,10 @@ pub enum Input {
     /// An operator sets role weights (each role valid, each weight finite
     /// and greater than 0; refused as a whole otherwise).
     UpdateWeights(Vec<(String, f64)>),
-    /// An operator sets (`Some`) or removes (`None`) role quota limits (each
-    /// role valid; refused as a whole otherwise).
-    UpdateQuota(Vec<(String, Option<QuotaLimit>)>),
+    /// An operator sets role quotas: limits and guarantees, `None` removing
+    /// either (each role valid, each guarantee at most its limit; refused as
+    /// a whole otherwise).
+    UpdateQuota(Vec<(String, RoleQuota)>),
     /// Time passed: fire whatever timers are due.
     Tick,
 }

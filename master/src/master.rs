@@ -13,7 +13,7 @@ use crate::io::{ConnectionId, Input, Output};
 use crate::state::{AgentStatus, Stats, TaskRecord};
 use agora_proto::{
     AgentId, AgentInfo, AgentMessage, Call, Capability, Event, Filters, FrameworkCall, FrameworkId, FrameworkInfo,
-    MasterMessage, Offer, OfferConstraint, OfferId, Operation, QuotaLimit, Resources, RunningTask, SandboxFile,
+    MasterMessage, Offer, OfferConstraint, OfferId, Operation, Resources, RoleQuota, RunningTask, SandboxFile,
     StatusUuid, TaskId, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TaskUsage, Timestamp, validate_role,
     validate_weight,
 };
@@ -1500,16 +1500,23 @@ impl Master {
         Ok(())
     }
 
-    fn update_quota(&mut self, quotas: Vec<(String, Option<QuotaLimit>)>) -> Result<(), MasterError> {
-        for (i, (role, _)) in quotas.iter().enumerate() {
+    fn update_quota(&mut self, quotas: Vec<(String, RoleQuota)>) -> Result<(), MasterError> {
+        for (i, (role, quota)) in quotas.iter().enumerate() {
             validate_role(role).map_err(|reason| MasterError::InvalidQuota {
                 field: format!("quotas[{i}].role"),
                 reason,
             })?;
+            if let Some((name, g, l)) = quota.guarantee_over_limit() {
+                return Err(MasterError::InvalidQuota {
+                    field: format!("quotas[{i}].guarantee"),
+                    reason: format!("the guarantee of {name} ({g}) exceeds the limit ({l})"),
+                });
+            }
         }
         let any = !quotas.is_empty();
-        for (role, limit) in quotas {
-            self.allocator.set_quota(&role, limit);
+        for (role, quota) in quotas {
+            self.allocator.set_quota(&role, quota.limit);
+            self.allocator.set_guarantee(&role, quota.guarantee);
         }
         if any {
             // A looser limit may let a role take more now.

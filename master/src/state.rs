@@ -183,6 +183,8 @@ pub struct RoleView {
     pub frameworks: Vec<FrameworkId>,
     /// Its quota limit, when it has one.
     pub quota: Option<QuotaLimit>,
+    /// Its quota guarantee, when it has one.
+    pub guarantee: Option<QuotaLimit>,
 }
 
 impl From<RoleView> for pb::RoleInfo {
@@ -194,6 +196,7 @@ impl From<RoleView> for pb::RoleInfo {
             dominant_share: r.dominant_share,
             frameworks: r.frameworks.into_iter().map(Into::into).collect(),
             quota: r.quota.as_ref().map(quota_limit_to_wire).unwrap_or_default(),
+            guarantee: r.guarantee.as_ref().map(quota_limit_to_wire).unwrap_or_default(),
         }
     }
 }
@@ -242,6 +245,7 @@ impl Master {
                 allocated: r.allocated,
                 dominant_share: r.dominant_share,
                 quota: r.quota,
+                guarantee: r.guarantee,
             })
             .collect()
     }

@@ -502,6 +502,7 @@ async fn quota_updates_and_roles_read_back_over_grpc() {
     let quota = |role: &str, limit: Vec<pb::Resource>| pb::RoleQuota {
         role: role.to_owned(),
         limit,
+        guarantee: vec![],
     };
 
     let refused = operator
@@ -534,6 +535,54 @@ async fn quota_updates_and_roles_read_back_over_grpc() {
         ]
     );
 
+    // A guarantee over the limit is refused, naming the field; one within
+    // it shows in `GetRoles`.
+    let refused = operator
+        .update_quota(pb::UpdateQuotaRequest {
+            quotas: vec![pb::RoleQuota {
+                role: "web".to_owned(),
+                limit: vec![scalar("cpus", 10.0)],
+                guarantee: vec![scalar("cpus", 12.0)],
+            }],
+        })
+        .await
+        .expect_err("a guarantee over the limit is refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("quotas[0].guarantee"),
+        "{}",
+        refused.message()
+    );
+    operator
+        .update_quota(pb::UpdateQuotaRequest {
+            quotas: vec![pb::RoleQuota {
+                role: "gold".to_owned(),
+                limit: vec![],
+                guarantee: vec![scalar("cpus", 2.0)],
+            }],
+        })
+        .await
+        .expect("a guarantee alone");
+    let roles = operator
+        .get_roles(pb::GetRolesRequest {})
+        .await
+        .expect("roles")
+        .into_inner()
+        .roles;
+    let gold = roles.iter().find(|r| r.role == "gold").expect("gold listed");
+    assert_eq!(gold.guarantee, vec![scalar("cpus", 2.0)]);
+    assert!(gold.quota.is_empty());
+    operator
+        .update_quota(pb::UpdateQuotaRequest {
+            quotas: vec![pb::RoleQuota {
+                role: "gold".to_owned(),
+                limit: vec![],
+                guarantee: vec![],
+            }],
+        })
+        .await
+        .expect("removal");
+
     // An empty limit removes the quota.
     operator
         .update_quota(pb::UpdateQuotaRequest {
@@ -551,7 +600,7 @@ async fn quota_updates_and_roles_read_back_over_grpc() {
     server.stop().await.expect("clean stop");
 }
 
-/// Every role's quota, as `GetRoles` shows it.
+/// Every role's quota, as `GetRoles` shows it (but `gold`, which only had a guarantee).
 async fn quotas(
     operator: &mut pb::operator_client::OperatorClient<tonic::transport::Channel>,
 ) -> Vec<(String, Vec<pb::Resource>)> {
@@ -561,5 +610,9 @@ async fn quotas(
         .expect("get roles")
         .into_inner()
         .roles;
-    roles.into_iter().map(|r| (r.role, r.quota)).collect()
+    roles
+        .into_iter()
+        .filter(|r| r.role != "gold")
+        .map(|r| (r.role, r.quota))
+        .collect()
 }

@@ -155,12 +155,34 @@ pub fn role_weights_from_wire(wire: Vec<pb::RoleWeight>) -> Result<Vec<(String, 
 /// A role's quota limit: the most it may hold of each named scalar.
 pub type QuotaLimit = BTreeMap<String, Scalar>;
 
-/// The (role, limit) pairs of an operator's `UpdateQuota`, checked: each
-/// role valid and listed once; each limit entry an unreserved scalar, finite
-/// and non-negative, its name listed once. An empty limit (`None`) removes
-/// the role's quota.
-pub fn role_quotas_from_wire(wire: Vec<pb::RoleQuota>) -> Result<Vec<(String, Option<QuotaLimit>)>, ProtoError> {
-    let mut quotas: Vec<(String, Option<QuotaLimit>)> = Vec::with_capacity(wire.len());
+/// A role's quota as an operator sets it: a limit, a guarantee, both, or
+/// neither (the role's quota removed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoleQuota {
+    /// The most the role may hold of each named scalar.
+    pub limit: Option<QuotaLimit>,
+    /// What each allocation cycle serves the role first (at most the limit).
+    pub guarantee: Option<QuotaLimit>,
+}
+
+impl RoleQuota {
+    /// The first name whose guarantee exceeds the limit, with both values.
+    pub fn guarantee_over_limit(&self) -> Option<(&str, Scalar, Scalar)> {
+        let (Some(limit), Some(guarantee)) = (&self.limit, &self.guarantee) else {
+            return None;
+        };
+        guarantee
+            .iter()
+            .find_map(|(name, g)| limit.get(name).filter(|l| g > *l).map(|l| (name.as_str(), *g, *l)))
+    }
+}
+
+/// The (role, quota) pairs of an operator's `UpdateQuota`, checked: each
+/// role valid and listed once; each limit and guarantee entry an unreserved
+/// scalar, finite and non-negative, its name listed once; a guarantee at
+/// most the limit for every name both list. Empty lists are `None`.
+pub fn role_quotas_from_wire(wire: Vec<pb::RoleQuota>) -> Result<Vec<(String, RoleQuota)>, ProtoError> {
+    let mut quotas: Vec<(String, RoleQuota)> = Vec::with_capacity(wire.len());
     for (i, q) in wire.into_iter().enumerate() {
         validate_role(&q.role).map_err(|reason| ProtoError::invalid(format!("quotas[{i}].role"), reason))?;
         if quotas.iter().any(|(role, _)| *role == q.role) {
@@ -170,7 +192,18 @@ pub fn role_quotas_from_wire(wire: Vec<pb::RoleQuota>) -> Result<Vec<(String, Op
             ));
         }
         let limit = quota_limit_from_wire(q.limit, &format!("quotas[{i}].limit"))?;
-        quotas.push((q.role, (!limit.is_empty()).then_some(limit)));
+        let guarantee = quota_limit_from_wire(q.guarantee, &format!("quotas[{i}].guarantee"))?;
+        let quota = RoleQuota {
+            limit: (!limit.is_empty()).then_some(limit),
+            guarantee: (!guarantee.is_empty()).then_some(guarantee),
+        };
+        if let Some((name, g, l)) = quota.guarantee_over_limit() {
+            return Err(ProtoError::invalid(
+                format!("quotas[{i}].guarantee"),
+                format!("the guarantee of {name} ({g}) exceeds the limit ({l})"),
+            ));
+        }
+        quotas.push((q.role, quota));
     }
     Ok(quotas)
 }
@@ -417,6 +450,7 @@ mod tests {
         let q = |role: &str, limit: Vec<pb::Resource>| pb::RoleQuota {
             role: role.to_owned(),
             limit,
+            guarantee: vec![],
         };
         let limit: QuotaLimit = [
             ("cpus".to_owned(), Scalar::from_units(10)),
@@ -428,7 +462,45 @@ mod tests {
                 q("web", vec![scalar("cpus", 10.0), scalar("gpus", 0.0)]),
                 q("*", vec![])
             ]),
-            Ok(vec![("web".to_owned(), Some(limit.clone())), ("*".to_owned(), None)])
+            Ok(vec![
+                (
+                    "web".to_owned(),
+                    RoleQuota {
+                        limit: Some(limit.clone()),
+                        guarantee: None
+                    }
+                ),
+                ("*".to_owned(), RoleQuota::default())
+            ])
+        );
+        let g = |role: &str, limit: Vec<pb::Resource>, guarantee: Vec<pb::Resource>| pb::RoleQuota {
+            role: role.to_owned(),
+            limit,
+            guarantee,
+        };
+        let six: QuotaLimit = [("cpus".to_owned(), Scalar::from_units(6))].into();
+        assert_eq!(
+            role_quotas_from_wire(vec![g("g", vec![], vec![scalar("cpus", 6.0)])]),
+            Ok(vec![(
+                "g".to_owned(),
+                RoleQuota {
+                    limit: None,
+                    guarantee: Some(six)
+                }
+            )])
+        );
+        let field = |wire| role_quotas_from_wire(wire).map_err(|e| e.field);
+        assert_eq!(
+            field(vec![g(
+                "g",
+                vec![scalar("cpus", 4.0)],
+                vec![scalar("mem", 9.0), scalar("cpus", 6.0)]
+            )]),
+            Err("quotas[0].guarantee".to_owned())
+        );
+        assert_eq!(
+            field(vec![g("g", vec![], vec![scalar("cpus", -1.0)])]),
+            Err("quotas[0].guarantee[0]".to_owned())
         );
         assert_eq!(
             quota_limit_to_wire(&limit),

@@ -33,7 +33,7 @@ mod time;
 pub use agent_protocol::{AgentMessage, MasterMessage, RunningTask};
 pub use error::{ProtoError, ProtoErrorKind};
 pub use framework::{
-    Capability, DEFAULT_ROLE, Filters, FrameworkInfo, OfferConstraint, QuotaLimit, quota_limit_to_wire,
+    Capability, DEFAULT_ROLE, Filters, FrameworkInfo, OfferConstraint, QuotaLimit, RoleQuota, quota_limit_to_wire,
     role_quotas_from_wire, role_weights_from_wire, validate_role, validate_weight,
 };
 pub use ids::{AgentId, FrameworkId, MAX_ID_LEN, OfferId, TaskId, validate_id};

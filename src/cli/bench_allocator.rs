@@ -1,4 +1,4 @@
-//! `agora bench allocator a1|a2`: the allocator benchmarks Mesos publishes
+//! `agora bench allocator a1|a2|a3`: the allocator benchmarks Mesos publishes
 //! (reference `benchmarks.md`, section A), driving the [`Allocator`] directly
 //! with a virtual clock, as Mesos' `hierarchical_allocator_benchmarks.cpp` does.
 //!
@@ -13,6 +13,11 @@
 //!   and 50 analytics frameworks (19,500 tasks); each round one cycle is
 //!   timed, frameworks launch greedily from their offers and decline the rest
 //!   with no filter; a framework that has placed all its tasks suppresses.
+//! - **A3, large and small quota**: 3,000 agents of `cpus:2;mem:2048;disk:2048`;
+//!   2,500 roles with a quota of half an agent and 500 roles with a quota of
+//!   two agents (each quota both the role's guarantee and its limit), one
+//!   framework per role launching nothing; the first cycle (about 3,500
+//!   allocations) and a second, empty cycle are timed.
 //!
 //! Memory is the growth of the process's resident set (`VmRSS`) over each
 //! setup step, divided by the number of agents, frameworks or filters added:
@@ -43,6 +48,8 @@ pub(crate) enum Scenario {
     A1,
     /// Many frameworks with real launches.
     A2,
+    /// Large and small quota.
+    A3,
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,6 +124,7 @@ pub(crate) fn run(args: AllocatorArgs) -> anyhow::Result<ExitCode> {
     match args.scenario {
         Scenario::A1 => a1(&args),
         Scenario::A2 => a2(&args),
+        Scenario::A3 => a3(&args),
     }
 }
 
@@ -417,6 +425,109 @@ fn a2(args: &AllocatorArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(if placed == wanted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Mesos' published A3 figure (first cycle).
+const MESOS_A3: &str = "23.4 s, later ≈15–17 s";
+
+/// The A3 run.
+#[derive(Debug, Serialize)]
+struct A3Report {
+    allocator: &'static str,
+    agents: usize,
+    roles: usize,
+    /// Setup time (agents, quotas, frameworks), in ms.
+    setup_ms: f64,
+    first_cycle_ms: f64,
+    first_cycle_allocations: usize,
+    second_cycle_ms: f64,
+    second_cycle_allocations: usize,
+    /// Roles holding exactly their quota after the first cycle.
+    roles_at_quota: usize,
+    mesos: &'static str,
+}
+
+fn a3(args: &AllocatorArgs) -> anyhow::Result<ExitCode> {
+    let mut allocator = new_allocator(args.reference);
+    let setup = Instant::now();
+    let agent_total = res("cpus:2;mem:2048;disk:2048")?;
+    let agents = 3_000;
+    for i in 0..agents {
+        allocator.add_agent(&AgentId::new(format!("a{i:04}"))?, &agent_total, &[]);
+    }
+    let quota_of = |spec: &Resources| spec.scalars().map(|(k, v)| (k.name.clone(), v)).collect();
+    let small: agora_proto::QuotaLimit = quota_of(&res("cpus:1;mem:1024;disk:1024")?);
+    let large: agora_proto::QuotaLimit = quota_of(&res("cpus:4;mem:4096;disk:4096")?);
+    let mut quotas = Vec::new();
+    for i in 0..3_000 {
+        let (role, quota) = if i < 2_500 {
+            (format!("small{i:04}"), small.clone())
+        } else {
+            (format!("large{:03}", i - 2_500), large.clone())
+        };
+        // Guarantee = limit = the quota, as Mesos' quota meant when A3 was published.
+        allocator.set_quota(&role, Some(quota.clone()));
+        allocator.set_guarantee(&role, Some(quota.clone()));
+        allocator.add_framework(&FrameworkId::new(format!("f{i:04}"))?, std::slice::from_ref(&role), &[]);
+        quotas.push((role, quota));
+    }
+    let setup_ms = ms(setup.elapsed());
+    let mut rng = StdRng::seed_from_u64(1);
+    let now = Timestamp::from_secs(1);
+    let start = Instant::now();
+    let first = allocator.allocate(now, &mut rng);
+    let first_ms = ms(start.elapsed());
+    let start = Instant::now();
+    let second = allocator.allocate(now + Duration::from_secs(1), &mut rng);
+    let second_ms = ms(start.elapsed());
+    let held: std::collections::BTreeMap<String, Resources> =
+        allocator.roles().into_iter().map(|r| (r.role, r.allocated)).collect();
+    let roles_at_quota = quotas
+        .iter()
+        .filter(|(role, quota)| {
+            held.get(role)
+                .is_some_and(|h| quota.iter().all(|(name, value)| h.scalar(name) == *value))
+        })
+        .count();
+    let report = A3Report {
+        allocator: allocator_name(args.reference),
+        agents,
+        roles: quotas.len(),
+        setup_ms,
+        first_cycle_ms: first_ms,
+        first_cycle_allocations: first.len(),
+        second_cycle_ms: second_ms,
+        second_cycle_allocations: second.len(),
+        roles_at_quota,
+        mesos: MESOS_A3,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("serialising")?);
+    } else {
+        println!("A3 large and small quota, allocator `{}`", report.allocator);
+        println!(
+            "| agents | roles | first cycle | allocations | second cycle | allocations | roles at quota | setup | Mesos (published, first cycle) |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        println!(
+            "| {} | {} | {:.2} ms | {} | {:.3} ms | {} | {} / {} | {:.0} ms | {} |",
+            report.agents,
+            report.roles,
+            report.first_cycle_ms,
+            report.first_cycle_allocations,
+            report.second_cycle_ms,
+            report.second_cycle_allocations,
+            report.roles_at_quota,
+            report.roles,
+            report.setup_ms,
+            report.mesos
+        );
+    }
+    Ok(if roles_at_quota == quotas.len() && second.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -36,7 +36,10 @@
 //!
 //! [`ReferenceDrfAllocator`]: super::reference::ReferenceDrfAllocator
 
-use super::{Allocation, Allocator, FrameworkShare, RoleShare, Used, fit_to_limit, meets_framework_minimum};
+use super::{
+    Allocation, Allocator, FrameworkShare, RoleShare, Used, charge_budget, fit_to_budget, fit_to_limit, fit_to_unmet,
+    meets_framework_minimum, unmet_guarantee,
+};
 use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, QuotaLimit, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -219,10 +222,16 @@ struct RoleEntry {
     allocated: Resources,
     /// Weighted share it is filed under in `role_order`.
     share: Share,
+    /// Its limit leaves no room for the minimum allocatable quantities, so no
+    /// offer can reach it: it is left out of `role_order` (a cycle then skips
+    /// it without a look, which matters when thousands of roles sit at quota).
+    saturated: bool,
     /// Its eligible frameworks (present, active, not suppressed), best first.
     sorter: BTreeSet<(Share, Arc<FrameworkId>, FrameworkIdx)>,
     /// Its quota limit; offers to it are cut to fit (see [`fit_to_limit`]).
     limit: Option<QuotaLimit>,
+    /// Its quota guarantee (see [`Allocator::set_guarantee`]).
+    guarantee: Option<QuotaLimit>,
 }
 
 /// The hierarchical DRF allocator. See the module documentation.
@@ -240,6 +249,11 @@ pub struct DrfAllocator {
     roles: Vec<RoleEntry>,
     /// Every role, best first.
     role_order: BTreeSet<(Share, Arc<str>, RoleIdx)>,
+    /// The roles with a guarantee; empty: cycles run stage 2 only, with no budget.
+    guaranteed: BTreeSet<RoleIdx>,
+    /// During stage 2 of a cycle with guarantees: the free scalars left over
+    /// the sum of unmet guarantees, by guaranteed name.
+    budget: Option<Vec<(String, Scalar)>>,
     /// Every decline filter by expiry.
     expiry: BTreeSet<(Timestamp, AgentIdx, FrameworkIdx, RoleIdx)>,
     total: Resources,
@@ -266,6 +280,8 @@ impl DrfAllocator {
             role_index: HashMap::new(),
             roles: Vec::new(),
             role_order: BTreeSet::new(),
+            guaranteed: BTreeSet::new(),
+            budget: None,
             expiry: BTreeSet::new(),
             total: Resources::new(),
             total_by_name: Vec::new(),
@@ -368,6 +384,8 @@ impl DrfAllocator {
             share: Share(0.0),
             sorter: BTreeSet::new(),
             limit: None,
+            saturated: false,
+            guarantee: None,
         });
         self.role_index.insert(name.to_string(), idx);
         // Filed under share 0, which is right while it holds nothing; a charge re-files it.
@@ -404,12 +422,37 @@ impl DrfAllocator {
         }
         let role = &mut self.roles[r.0 as usize];
         let share = Share(Self::dominant_share(&self.total_by_name, &role.allocated) / role.weight);
-        if share == role.share {
+        let saturated = role
+            .limit
+            .as_ref()
+            .is_some_and(|limit| Self::limit_saturated(&self.config.min_allocatable, limit, &role.allocated));
+        if share == role.share && saturated == role.saturated {
             return;
         }
-        self.role_order.remove(&(role.share, role.name.clone(), r));
-        self.role_order.insert((share, role.name.clone(), r));
+        if !role.saturated {
+            self.role_order.remove(&(role.share, role.name.clone(), r));
+        }
+        if !saturated {
+            self.role_order.insert((share, role.name.clone(), r));
+        }
         role.share = share;
+        role.saturated = saturated;
+    }
+
+    /// Whether a role holding `allocated` under `limit` can be offered
+    /// nothing that reaches `min_allocatable`: for every minimum quantity,
+    /// some positive scalar of it has less headroom left than it asks
+    /// (offers are cut to the headroom by [`fit_to_limit`]).
+    fn limit_saturated(min_allocatable: &[Resources], limit: &QuotaLimit, allocated: &Resources) -> bool {
+        !min_allocatable.is_empty()
+            && min_allocatable.iter().all(|min| {
+                min.scalars().any(|(key, value)| {
+                    value > Scalar::ZERO
+                        && limit
+                            .get(&key.name)
+                            .is_some_and(|limit| *limit - allocated.scalar(&key.name) < value)
+                })
+            })
     }
 
     /// Takes framework `f` out of every sorter.
@@ -452,8 +495,14 @@ impl DrfAllocator {
         self.role_order.clear();
         for (i, role) in self.roles.iter_mut().enumerate() {
             role.share = Share(Self::dominant_share(&self.total_by_name, &role.allocated) / role.weight);
-            self.role_order
-                .insert((role.share, role.name.clone(), RoleIdx(i as u32)));
+            role.saturated = role
+                .limit
+                .as_ref()
+                .is_some_and(|limit| Self::limit_saturated(&self.config.min_allocatable, limit, &role.allocated));
+            if !role.saturated {
+                self.role_order
+                    .insert((role.share, role.name.clone(), RoleIdx(i as u32)));
+            }
         }
         for i in 0..self.frameworks.len() {
             let fw = &mut self.frameworks[i];
@@ -591,9 +640,26 @@ impl DrfAllocator {
                     &limited_offer
                 }
             };
-            // A limited role's offer depends on what it holds elsewhere, not
-            // only on this agent's version: the containment cache is bypassed.
-            let limited = role.limit.is_some();
+            // Only roles with no unmet guarantee are held to the budget.
+            let budget_offer;
+            let offer = match &self.budget {
+                Some(budget)
+                    if role
+                        .guarantee
+                        .as_ref()
+                        .is_none_or(|g| unmet_guarantee(g, &role.allocated).is_empty()) =>
+                {
+                    budget_offer = fit_to_budget(budget, offer);
+                    if !Self::meets_minimum(&self.config.min_allocatable, &budget_offer) {
+                        continue;
+                    }
+                    &budget_offer
+                }
+                _ => offer,
+            };
+            // A limited role's offer (or any offer under a budget) depends on
+            // more than this agent's version: the containment cache is bypassed.
+            let limited = role.limit.is_some() || self.budget.is_some();
             for (_, _, f) in &role.sorter {
                 let fw = &self.frameworks[f.0 as usize];
                 if !fw.constraints.is_empty() && !OfferConstraint::all_match(&fw.constraints, &agent.attributes) {
@@ -631,6 +697,94 @@ impl DrfAllocator {
         }
         agent.exhausted = Some((agent.version, self.epoch));
         None
+    }
+
+    /// Stage 1: the role below its guarantee, and its framework, that receive
+    /// part of agent `a`'s free resources now, with the offer (cut to what
+    /// the role lacks). Roles in DRF order, as in stage 2.
+    fn choose_guaranteed(
+        &self,
+        a: AgentIdx,
+        guaranteed: &BTreeSet<String>,
+        now: Timestamp,
+    ) -> Option<(FrameworkIdx, RoleIdx, Resources)> {
+        let entry = &self.agents[a.0 as usize];
+        let agent = entry.slot.as_ref()?;
+        if !agent.free_meets_min {
+            return None;
+        }
+        for (_, _, r) in &self.role_order {
+            let role = &self.roles[r.0 as usize];
+            let Some(guarantee) = &role.guarantee else {
+                continue;
+            };
+            if role.sorter.is_empty() {
+                continue;
+            }
+            let unmet = unmet_guarantee(guarantee, &role.allocated);
+            if unmet.is_empty() {
+                continue;
+            }
+            let mut offer = fit_to_unmet(&unmet, guaranteed, &agent.free.allocatable_to(&role.name));
+            if let Some(limit) = &role.limit {
+                offer = fit_to_limit(limit, &role.allocated, &offer);
+            }
+            if !Self::meets_minimum(&self.config.min_allocatable, &offer) {
+                continue;
+            }
+            for (_, _, f) in &role.sorter {
+                let fw = &self.frameworks[f.0 as usize];
+                if !fw.constraints.is_empty() && !OfferConstraint::all_match(&fw.constraints, &agent.attributes) {
+                    continue;
+                }
+                if !meets_framework_minimum(&fw.min_allocatable, &role.name, &offer) {
+                    continue;
+                }
+                let blocked = entry
+                    .filters
+                    .get(&(*f, *r))
+                    .is_some_and(|filter| filter.until > now && filter.resources.contains(&offer));
+                if !blocked {
+                    return Some((*f, *r, offer));
+                }
+            }
+        }
+        None
+    }
+
+    /// The stage-2 budget at the start of stage 2: per guaranteed name, the
+    /// free scalars of every known agent less the sum of unmet guarantees.
+    fn stage2_budget(&self) -> Vec<(String, Scalar)> {
+        let mut budget: Vec<(String, Scalar)> = Vec::new();
+        for r in &self.guaranteed {
+            if let Some(g) = &self.roles[r.0 as usize].guarantee {
+                for name in g.keys() {
+                    if !budget.iter().any(|(n, _)| n == name) {
+                        budget.push((name.clone(), Scalar::ZERO));
+                    }
+                }
+            }
+        }
+        for (name, left) in &mut budget {
+            let free: Scalar = self
+                .agents
+                .iter()
+                .filter_map(|e| e.slot.as_ref())
+                .map(|agent| agent.free.scalar(name))
+                .sum();
+            let unmet: Scalar = self
+                .guaranteed
+                .iter()
+                .filter_map(|r| {
+                    let role = &self.roles[r.0 as usize];
+                    let g = role.guarantee.as_ref()?;
+                    let want = *g.get(name.as_str())?;
+                    Some(want - role.allocated.scalar(name))
+                })
+                .sum();
+            *left = free - unmet;
+        }
+        budget
     }
 
     /// Gives framework `f` the offer on agent `a` for role `r` (`None`: all of `free`).
@@ -1068,11 +1222,47 @@ impl Allocator for DrfAllocator {
         }
 
         let mut allocations = Vec::with_capacity(order.len());
-        for a in order {
-            while let Some((f, r, offer)) = self.choose(a, now) {
-                allocations.push(self.allocate_one(f, a, r, offer));
+        if self.guaranteed.is_empty() {
+            for a in order {
+                while let Some((f, r, offer)) = self.choose(a, now) {
+                    allocations.push(self.allocate_one(f, a, r, offer));
+                }
+            }
+            return allocations;
+        }
+        // Stage 1: roles below their guarantee.
+        let guaranteed: BTreeSet<String> = self
+            .guaranteed
+            .iter()
+            .filter_map(|r| self.roles[r.0 as usize].guarantee.as_ref())
+            .flat_map(|g| g.keys().cloned())
+            .collect();
+        for &a in &order {
+            while let Some((f, r, offer)) = self.choose_guaranteed(a, &guaranteed, now) {
+                allocations.push(self.allocate_one(f, a, r, Some(offer)));
             }
         }
+        // Stage 2: everyone, keeping the headroom. The budget changes what an
+        // agent can give: exhaustion marks from earlier cycles do not hold.
+        self.epoch += 1;
+        self.budget = Some(self.stage2_budget());
+        for a in order {
+            while let Some((f, r, offer)) = self.choose(a, now) {
+                let role = &self.roles[r.0 as usize];
+                let unmet = role
+                    .guarantee
+                    .as_ref()
+                    .map(|g| unmet_guarantee(g, &role.allocated))
+                    .unwrap_or_default();
+                let allocation = self.allocate_one(f, a, r, offer);
+                if let Some(budget) = self.budget.as_mut() {
+                    charge_budget(budget, &unmet, &allocation.resources);
+                }
+                allocations.push(allocation);
+            }
+        }
+        self.budget = None;
+        self.epoch += 1;
         allocations
     }
 
@@ -1093,7 +1283,19 @@ impl Allocator for DrfAllocator {
     fn set_quota(&mut self, role: &str, limit: Option<QuotaLimit>) {
         let r = self.role_idx(role);
         self.roles[r.0 as usize].limit = limit;
+        self.refresh_role_share(r);
         // A looser limit may make exhausted agents useful to the role again.
+        self.epoch += 1;
+    }
+
+    fn set_guarantee(&mut self, role: &str, guarantee: Option<QuotaLimit>) {
+        let r = self.role_idx(role);
+        if guarantee.is_some() {
+            self.guaranteed.insert(r);
+        } else {
+            self.guaranteed.remove(&r);
+        }
+        self.roles[r.0 as usize].guarantee = guarantee;
         self.epoch += 1;
     }
 
@@ -1111,6 +1313,7 @@ impl Allocator for DrfAllocator {
                 dominant_share: Self::dominant_share(&self.total_by_name, &role.allocated),
                 allocated: role.allocated.clone(),
                 quota: role.limit.clone(),
+                guarantee: role.guarantee.clone(),
             })
             .collect();
         roles.sort_by(|a, b| a.role.cmp(&b.role));

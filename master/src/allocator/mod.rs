@@ -18,7 +18,7 @@ pub use drf::{DrfAllocator, DrfConfig, Policy};
 
 use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, QuotaLimit, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Resources of one agent given to one framework for one role.
@@ -70,6 +70,8 @@ pub struct RoleShare {
     pub dominant_share: f64,
     /// Its quota limit, when it has one.
     pub quota: Option<QuotaLimit>,
+    /// Its quota guarantee, when it has one.
+    pub guarantee: Option<QuotaLimit>,
 }
 
 /// Whether `resources` hold at least one of the `min` quantities (scalars
@@ -97,6 +99,71 @@ pub(crate) fn fit_to_limit(limit: &QuotaLimit, allocated: &Resources, offer: &Re
         }
     }
     fitted
+}
+
+/// What a role holding `allocated` still lacks of its `guarantee`, by name
+/// (names it already covers are left out).
+pub(crate) fn unmet_guarantee(guarantee: &QuotaLimit, allocated: &Resources) -> Vec<(String, Scalar)> {
+    guarantee
+        .iter()
+        .filter_map(|(name, want)| {
+            let held = allocated.scalar(name);
+            (held < *want).then(|| (name.clone(), *want - held))
+        })
+        .collect()
+}
+
+/// Stage 1 of a cycle: `offer` cut to the guaranteed scalars the role still
+/// lacks (reservations of one name kept in key order); of the names some
+/// role has a guarantee for (`guaranteed`), nothing else is kept; resources
+/// of other names (scalars, ranges, sets) are kept whole.
+pub(crate) fn fit_to_unmet(unmet: &[(String, Scalar)], guaranteed: &BTreeSet<String>, offer: &Resources) -> Resources {
+    let mut room: Vec<(&str, Scalar)> = unmet.iter().map(|(name, v)| (name.as_str(), *v)).collect();
+    let mut fitted = offer.filter(|key| !guaranteed.contains(&key.name));
+    for (key, value) in offer.scalars() {
+        if let Some((_, left)) = room.iter_mut().find(|(name, _)| *name == key.name) {
+            let take = value.min(*left);
+            if take > Scalar::ZERO {
+                *left -= take;
+                fitted.add_scalar(&key.name, key.role(), take);
+            }
+        }
+    }
+    fitted
+}
+
+/// Stage 2 of a cycle: `offer` to a role with no unmet guarantee, cut so
+/// that the scalars named in `budget` (free resources left over the sum of
+/// unmet guarantees) stay covered; a negative budget counts as zero.
+pub(crate) fn fit_to_budget(budget: &[(String, Scalar)], offer: &Resources) -> Resources {
+    let mut room: Vec<(&str, Scalar)> = budget
+        .iter()
+        .map(|(name, v)| (name.as_str(), (*v).max(Scalar::ZERO)))
+        .collect();
+    let mut fitted = offer.filter(|key| !budget.iter().any(|(name, _)| *name == key.name));
+    for (key, value) in offer.scalars() {
+        if let Some((_, left)) = room.iter_mut().find(|(name, _)| *name == key.name) {
+            let take = value.min(*left);
+            if take > Scalar::ZERO {
+                *left -= take;
+                fitted.add_scalar(&key.name, key.role(), take);
+            }
+        }
+    }
+    fitted
+}
+
+/// The stage-2 budget after `given` went to a role that lacked `unmet`: only
+/// what exceeds the role's own unmet guarantee eats into the headroom.
+pub(crate) fn charge_budget(budget: &mut [(String, Scalar)], unmet: &[(String, Scalar)], given: &Resources) {
+    for (name, left) in budget.iter_mut() {
+        let taken = given.scalar(name);
+        let own = unmet
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(Scalar::ZERO, |(_, v)| (*v).min(taken));
+        *left -= taken - own;
+    }
 }
 
 /// Whether a framework with these per-role minimums may be offered `offer` for `role`.
@@ -170,6 +237,19 @@ pub trait Allocator: std::fmt::Debug + Send {
     /// role holds revokes nothing; the role is then offered none of that
     /// scalar until it is back under the limit.
     fn set_quota(&mut self, role: &str, limit: Option<QuotaLimit>);
+
+    /// Sets (`Some`) or removes (`None`) a role's quota guarantee (at most
+    /// its limit, checked by the caller). Each cycle then runs in two
+    /// stages, as Mesos' hierarchical allocator: stage 1 offers, agent by
+    /// agent in the cycle's order, only to roles below their guarantee, each
+    /// offer cut to the guaranteed scalars the role still lacks, plus the
+    /// resources of names no role has a guarantee for ([`fit_to_unmet`]); stage 2 offers as without guarantees, except that
+    /// an offer to a role with no unmet guarantee is cut so that the free
+    /// scalars of the cluster (every known agent) still cover the sum of all
+    /// unmet guarantees ([`fit_to_budget`], the budget computed when stage 2
+    /// starts and charged as it allocates, see [`charge_budget`]). Without
+    /// any guarantee, a cycle is stage 2 with no budget.
+    fn set_guarantee(&mut self, role: &str, guarantee: Option<QuotaLimit>);
 
     /// Runs one allocation cycle.
     fn allocate(&mut self, now: Timestamp, rng: &mut StdRng) -> Vec<Allocation>;

@@ -1,7 +1,9 @@
 //! The fast [`DrfAllocator`] against the straightforward
 //! [`ReferenceDrfAllocator`]: over random sequences of events, both make the
 //! same allocations (same order, same resources) and report the same figures.
-//! Along the way, no allocation takes a role past its quota limit.
+//! Along the way, no allocation takes a role past its quota limit. Random
+//! quota guarantees are part of the sequences; a separate property checks
+//! that one cycle serves every guarantee the cluster can cover.
 
 use super::reference::ReferenceDrfAllocator;
 use super::{Allocation, Allocator, DrfAllocator, DrfConfig, Used};
@@ -58,6 +60,25 @@ enum Op {
     SetMinAllocatable(u8, u8),
     /// Give `ROLES[role]` the quota limit `QUOTAS[i]` (none for an empty one).
     SetQuota(u8, u8),
+    /// Give `ROLES[role]` the quota guarantee `GUARANTEES[i]` (none for an empty one).
+    SetGuarantee(u8, u8),
+}
+
+/// Quota guarantees as (name, milli) pairs.
+const GUARANTEES: [&[(&str, u64)]; 5] = [
+    &[],
+    &[("cpus", 3000)],
+    &[("cpus", 1000), ("mem", 2_048_000)],
+    &[("mem", 64_000)],
+    &[("disk", 500_000), ("cpus", 500)],
+];
+
+fn guarantee(i: u8) -> Option<QuotaLimit> {
+    let g: QuotaLimit = GUARANTEES[i as usize]
+        .iter()
+        .map(|(name, milli)| ((*name).to_owned(), Scalar::from_milli(*milli)))
+        .collect();
+    (!g.is_empty()).then_some(g)
 }
 
 /// Quota limits as (name, milli) pairs; a zero limit is a real limit.
@@ -165,6 +186,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..6u8, 0..4u8).prop_map(|(f, i)| Op::SetConstraints(f, i)),
         1 => (0..6u8, 0..4u8).prop_map(|(f, i)| Op::SetMinAllocatable(f, i)),
         2 => (0..3u8, 0..5u8).prop_map(|(r, i)| Op::SetQuota(r, i)),
+        2 => (0..3u8, 0..5u8).prop_map(|(r, i)| Op::SetGuarantee(r, i)),
     ]
 }
 
@@ -328,6 +350,10 @@ fn run(ops: &[Op], seed: u64) {
                 fast.set_quota(ROLES[*r as usize], quota(*i));
                 reference.set_quota(ROLES[*r as usize], quota(*i));
             }
+            Op::SetGuarantee(r, i) => {
+                fast.set_guarantee(ROLES[*r as usize], guarantee(*i));
+                reference.set_guarantee(ROLES[*r as usize], guarantee(*i));
+            }
             Op::SetWeight(r, w) => {
                 fast.set_weight(ROLES[*r as usize], WEIGHTS[*w as usize]);
                 reference.set_weight(ROLES[*r as usize], WEIGHTS[*w as usize]);
@@ -343,6 +369,96 @@ fn run(ops: &[Op], seed: u64) {
         check_same(&fast, &reference, now);
         check_quotas(&fast, &given);
         check_quotas(&reference, &given);
+    }
+}
+
+/// The guarantee property. Start: a fresh allocator; `agents` unreserved
+/// agents (whole cpus, mem in multiples of 32 MB, so every remainder reaches
+/// the minimum allocatable quantities), all active; one framework per role,
+/// active, unsuppressed, with no filter, constraint or minimum of its own;
+/// roles with guarantees (whole cpus, mem in multiples of 32 MB), limits of
+/// at least the guarantee or none, and weights. When, for every scalar name,
+/// the cluster's total covers the sum of the guarantees, then after one
+/// cycle, with every framework accepting everything (nothing recovered),
+/// every role holds at least its guarantee, in both allocators, which agree.
+/// A guaranteed role: (cpus, mem in 32 MB, limit above the guarantee by
+/// (cpus, mem in 32 MB) or none, `WEIGHTS` index).
+type GuaranteedRole = (u8, u16, Option<(u8, u16)>, u8);
+
+fn check_guarantees_met(agents: &[(u8, u16)], roles: &[GuaranteedRole], seed: u64) {
+    let mut fast = DrfAllocator::new(DrfConfig::default());
+    let mut reference = ReferenceDrfAllocator::new(DrfConfig::default());
+    let mut total = Resources::new();
+    for (i, (cpus, mem32)) in agents.iter().enumerate() {
+        let r = res(&format!("cpus:{cpus};mem:{};disk:100", u32::from(*mem32) * 32));
+        total += &r;
+        fast.add_agent(&agent_id(i as u8), &r, &[]);
+        reference.add_agent(&agent_id(i as u8), &r, &[]);
+    }
+    let mut wanted: Vec<(String, QuotaLimit)> = Vec::new();
+    let (mut sum_cpus, mut sum_mem) = (Scalar::ZERO, Scalar::ZERO);
+    for (i, (cpus, mem32, extra, weight)) in roles.iter().enumerate() {
+        let role = format!("g{i}");
+        let g: QuotaLimit = [
+            ("cpus".to_owned(), Scalar::from_units(u64::from(*cpus))),
+            ("mem".to_owned(), Scalar::from_units(u64::from(*mem32) * 32)),
+        ]
+        .into_iter()
+        .collect();
+        sum_cpus += g["cpus"];
+        sum_mem += g["mem"];
+        if let Some((more_cpus, more_mem32)) = extra {
+            let limit: QuotaLimit = [
+                ("cpus".to_owned(), g["cpus"] + Scalar::from_units(u64::from(*more_cpus))),
+                (
+                    "mem".to_owned(),
+                    g["mem"] + Scalar::from_units(u64::from(*more_mem32) * 32),
+                ),
+            ]
+            .into_iter()
+            .collect();
+            fast.set_quota(&role, Some(limit.clone()));
+            reference.set_quota(&role, Some(limit));
+        }
+        fast.set_guarantee(&role, Some(g.clone()));
+        reference.set_guarantee(&role, Some(g.clone()));
+        fast.set_weight(&role, WEIGHTS[*weight as usize]);
+        reference.set_weight(&role, WEIGHTS[*weight as usize]);
+        fast.add_framework(&framework_id(i as u8), std::slice::from_ref(&role), &[]);
+        reference.add_framework(&framework_id(i as u8), std::slice::from_ref(&role), &[]);
+        wanted.push((role, g));
+    }
+    // A hungry framework in a role with no guarantee, added first in id order.
+    fast.add_framework(&framework_id(200), &["*".to_owned()], &[]);
+    reference.add_framework(&framework_id(200), &["*".to_owned()], &[]);
+    let covered = total.scalar("cpus") >= sum_cpus && total.scalar("mem") >= sum_mem;
+    let now = Timestamp::from_secs(1);
+    let got = fast.allocate(now, &mut StdRng::seed_from_u64(seed));
+    let want = reference.allocate(now, &mut StdRng::seed_from_u64(seed));
+    assert_eq!(got, want);
+    check_same(&fast, &reference, now);
+    if !covered {
+        return;
+    }
+    let held: BTreeMap<String, Resources> = fast.roles().into_iter().map(|r| (r.role, r.allocated)).collect();
+    for (role, g) in &wanted {
+        for (name, want) in g {
+            let has = held.get(role).map(|r| r.scalar(name)).unwrap_or_default();
+            assert!(has >= *want, "role {role} holds {has} {name}, guaranteed {want}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn one_cycle_meets_covered_guarantees(
+        agents in proptest::collection::vec((1..5u8, 1..64u16), 1..12),
+        roles in proptest::collection::vec((0..4u8, 0..40u16, proptest::option::of((0..3u8, 0..20u16)), 0..3u8), 0..6),
+        seed in any::<u64>(),
+    ) {
+        check_guarantees_met(&agents, &roles, seed);
     }
 }
 

@@ -9,7 +9,10 @@
 //! `agora bench allocator --reference` measures it in the same run conditions
 //! as the fast one. Not for production use.
 
-use super::{Allocation, Allocator, DrfConfig, FrameworkShare, RoleShare, Used, fit_to_limit, meets_framework_minimum};
+use super::{
+    Allocation, Allocator, DrfConfig, FrameworkShare, RoleShare, Used, charge_budget, fit_to_budget, fit_to_limit,
+    fit_to_unmet, meets_framework_minimum, unmet_guarantee,
+};
 use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, QuotaLimit, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -60,6 +63,8 @@ pub struct ReferenceDrfAllocator {
     filters: BTreeMap<(FrameworkId, AgentId, String), Filter>,
     /// Quota limits by role.
     quotas: BTreeMap<String, QuotaLimit>,
+    /// Quota guarantees by role.
+    guarantees: BTreeMap<String, QuotaLimit>,
     total: Resources,
 }
 
@@ -73,6 +78,7 @@ impl ReferenceDrfAllocator {
             roles: BTreeMap::new(),
             filters: BTreeMap::new(),
             quotas: BTreeMap::new(),
+            guarantees: BTreeMap::new(),
             total: Resources::new(),
         }
     }
@@ -162,6 +168,104 @@ impl ReferenceDrfAllocator {
             out.extend(frameworks.into_iter().map(|(_, id)| (role.clone(), id.clone())));
         }
         out
+    }
+
+    fn held(&self, role: &str) -> Resources {
+        self.roles.get(role).map(|r| r.allocated.clone()).unwrap_or_default()
+    }
+
+    /// What `role` still lacks of its guarantee (empty without one).
+    fn unmet(&self, role: &str) -> Vec<(String, Scalar)> {
+        self.guarantees
+            .get(role)
+            .map(|g| unmet_guarantee(g, &self.held(role)))
+            .unwrap_or_default()
+    }
+
+    /// The stage-2 budget: per guaranteed name, the free scalars of every
+    /// agent less the sum of unmet guarantees.
+    fn budget(&self) -> Vec<(String, Scalar)> {
+        let names: BTreeSet<&String> = self.guarantees.values().flat_map(|g| g.keys()).collect();
+        names
+            .into_iter()
+            .map(|name| {
+                let free: Scalar = self
+                    .agents
+                    .values()
+                    .map(|a| (a.total.clone() - &a.allocated).scalar(name))
+                    .sum();
+                let unmet: Scalar = self
+                    .guarantees
+                    .iter()
+                    .filter_map(|(role, g)| Some(*g.get(name)? - self.held(role).scalar(name)))
+                    .sum();
+                (name.clone(), free - unmet)
+            })
+            .collect()
+    }
+
+    /// One stage of a cycle over `order`. Stage 1 (`budget` is `None` and
+    /// `guaranteed_only`): roles below their guarantee, offers cut to what they
+    /// lack. Stage 2: everyone, offers to roles with no unmet guarantee cut
+    /// to the budget when there is one.
+    fn stage(
+        &mut self,
+        now: Timestamp,
+        order: &[AgentId],
+        guaranteed_only: bool,
+        mut budget: Option<Vec<(String, Scalar)>>,
+        allocations: &mut Vec<Allocation>,
+    ) {
+        for agent_id in order {
+            while let Some(agent) = self.agents.get(agent_id) {
+                let free = agent.total.clone() - &agent.allocated;
+                if !self.meets_minimum(&free) {
+                    break;
+                }
+                let attributes = &agent.attributes;
+                let chosen = self.candidates().into_iter().find_map(|(role, framework_id)| {
+                    let unmet = self.unmet(&role);
+                    if guaranteed_only && unmet.is_empty() {
+                        return None;
+                    }
+                    let mut offer = free.allocatable_to(&role);
+                    if guaranteed_only {
+                        let names: BTreeSet<String> =
+                            self.guarantees.values().flat_map(|g| g.keys().cloned()).collect();
+                        offer = fit_to_unmet(&unmet, &names, &offer);
+                    }
+                    if let Some(limit) = self.quotas.get(&role) {
+                        offer = fit_to_limit(limit, &self.held(&role), &offer);
+                    }
+                    if let Some(budget) = &budget
+                        && unmet.is_empty()
+                    {
+                        offer = fit_to_budget(budget, &offer);
+                    }
+                    let allowed = self.frameworks.get(&framework_id).is_some_and(|f| {
+                        OfferConstraint::all_match(&f.constraints, attributes)
+                            && meets_framework_minimum(&f.min_allocatable, &role, &offer)
+                    });
+                    (allowed
+                        && self.meets_minimum(&offer)
+                        && !self.filtered(now, &framework_id, agent_id, &role, &offer))
+                    .then_some((role, framework_id, offer, unmet))
+                });
+                let Some((role, framework_id, resources, unmet)) = chosen else {
+                    break;
+                };
+                if let Some(budget) = budget.as_mut() {
+                    charge_budget(budget, &unmet, &resources);
+                }
+                self.charge(&framework_id, agent_id, &role, &resources);
+                allocations.push(Allocation {
+                    framework_id,
+                    agent_id: agent_id.clone(),
+                    role,
+                    resources,
+                });
+            }
+        }
     }
 
     fn filtered(
@@ -365,39 +469,12 @@ impl Allocator for ReferenceDrfAllocator {
         order.shuffle(rng);
 
         let mut allocations = Vec::new();
-        for agent_id in order {
-            while let Some(agent) = self.agents.get(&agent_id) {
-                let free = agent.total.clone() - &agent.allocated;
-                if !self.meets_minimum(&free) {
-                    break;
-                }
-                let attributes = &agent.attributes;
-                let chosen = self.candidates().into_iter().find_map(|(role, framework_id)| {
-                    let mut offer = free.allocatable_to(&role);
-                    if let Some(limit) = self.quotas.get(&role) {
-                        let held = self.roles.get(&role).map(|r| r.allocated.clone()).unwrap_or_default();
-                        offer = fit_to_limit(limit, &held, &offer);
-                    }
-                    let allowed = self.frameworks.get(&framework_id).is_some_and(|f| {
-                        OfferConstraint::all_match(&f.constraints, attributes)
-                            && meets_framework_minimum(&f.min_allocatable, &role, &offer)
-                    });
-                    (allowed
-                        && self.meets_minimum(&offer)
-                        && !self.filtered(now, &framework_id, &agent_id, &role, &offer))
-                    .then_some((role, framework_id, offer))
-                });
-                let Some((role, framework_id, resources)) = chosen else {
-                    break;
-                };
-                self.charge(&framework_id, &agent_id, &role, &resources);
-                allocations.push(Allocation {
-                    framework_id,
-                    agent_id: agent_id.clone(),
-                    role,
-                    resources,
-                });
-            }
+        if self.guarantees.is_empty() {
+            self.stage(now, &order, false, None, &mut allocations);
+        } else {
+            self.stage(now, &order, true, None, &mut allocations);
+            let budget = self.budget();
+            self.stage(now, &order, false, Some(budget), &mut allocations);
         }
         allocations
     }
@@ -417,10 +494,18 @@ impl Allocator for ReferenceDrfAllocator {
         };
     }
 
+    fn set_guarantee(&mut self, role: &str, guarantee: Option<QuotaLimit>) {
+        match guarantee {
+            Some(guarantee) => self.guarantees.insert(role.to_owned(), guarantee),
+            None => self.guarantees.remove(role),
+        };
+    }
+
     fn roles(&self) -> Vec<RoleShare> {
         let mut names: BTreeSet<&str> = self.roles.keys().map(String::as_str).collect();
         names.extend(self.config.weights.keys().map(String::as_str));
         names.extend(self.quotas.keys().map(String::as_str));
+        names.extend(self.guarantees.keys().map(String::as_str));
         for f in self.frameworks.values() {
             names.extend(f.roles.iter().map(String::as_str));
         }
@@ -434,6 +519,7 @@ impl Allocator for ReferenceDrfAllocator {
                     dominant_share: self.dominant_share(&allocated),
                     allocated,
                     quota: self.quotas.get(name).cloned(),
+                    guarantee: self.guarantees.get(name).cloned(),
                 }
             })
             .collect()

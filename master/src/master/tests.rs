@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::io::{Input, Output};
-use agora_proto::{CommandInfo, TaskInfo};
+use agora_proto::{CommandInfo, RoleQuota, TaskInfo};
 
 /// A master in virtual time, with helpers that play agents and frameworks.
 pub(crate) struct Harness {
@@ -1368,14 +1368,18 @@ fn a_quota_limit_caps_what_a_role_holds() {
     };
     let mut h = Harness::with_config(config);
     let err = h
-        .handle(Input::UpdateQuota(vec![("bad role".to_owned(), None)]))
+        .handle(Input::UpdateQuota(vec![("bad role".to_owned(), RoleQuota::default())]))
         .expect_err("a bad role is refused");
     assert!(
         matches!(&err, MasterError::InvalidQuota { field, .. } if field == "quotas[0].role"),
         "{err}"
     );
-    let limit: QuotaLimit = [("cpus".to_owned(), agora_proto::Scalar::from_units(2))].into();
-    h.handle(Input::UpdateQuota(vec![("limited".to_owned(), Some(limit.clone()))]))
+    let limit: agora_proto::QuotaLimit = [("cpus".to_owned(), agora_proto::Scalar::from_units(2))].into();
+    let quota = RoleQuota {
+        limit: Some(limit.clone()),
+        guarantee: None,
+    };
+    h.handle(Input::UpdateQuota(vec![("limited".to_owned(), quota)]))
         .expect("valid quota");
     h.add_agent("cpus:4;mem:4096");
     h.add_agent("cpus:4;mem:4096");
@@ -1428,10 +1432,108 @@ fn a_quota_limit_caps_what_a_role_holds() {
     let limited = roles.iter().find(|r| r.role == "limited").expect("role known");
     assert_eq!(limited.quota, Some(limit));
     // Removing the quota lifts the cap (nothing is left to take here, though).
-    h.handle(Input::UpdateQuota(vec![("limited".to_owned(), None)]))
+    h.handle(Input::UpdateQuota(vec![("limited".to_owned(), RoleQuota::default())]))
         .expect("valid removal");
     let roles = h.master.roles();
     assert_eq!(roles.iter().find(|r| r.role == "limited").expect("known").quota, None);
+}
+
+/// Role `g` guaranteed `cpus:6` on an 8-cpu cluster, with a hungry framework
+/// in another role that subscribed first (and launches on everything it is
+/// offered): the headroom keeps 6 cpus free for `g`, which ends with at
+/// least 6 cpus once its framework subscribes.
+#[test]
+fn a_quota_guarantee_is_served_before_a_hungry_role() {
+    let config = MasterConfig {
+        allocation_interval: Duration::from_millis(20),
+        ..MasterConfig::default()
+    };
+    let mut h = Harness::with_config(config);
+    let six: agora_proto::QuotaLimit = [("cpus".to_owned(), agora_proto::Scalar::from_units(6))].into();
+    let four: agora_proto::QuotaLimit = [("cpus".to_owned(), agora_proto::Scalar::from_units(4))].into();
+    let err = h
+        .handle(Input::UpdateQuota(vec![(
+            "g".to_owned(),
+            RoleQuota {
+                limit: Some(four),
+                guarantee: Some(six.clone()),
+            },
+        )]))
+        .expect_err("a guarantee over the limit is refused");
+    assert!(
+        matches!(&err, MasterError::InvalidQuota { field, .. } if field == "quotas[0].guarantee"),
+        "{err}"
+    );
+    let quota = RoleQuota {
+        limit: None,
+        guarantee: Some(six.clone()),
+    };
+    h.handle(Input::UpdateQuota(vec![("g".to_owned(), quota)]))
+        .expect("valid quota");
+    for _ in 0..4 {
+        h.add_agent("cpus:2;mem:2048");
+    }
+    let mut hungry_info = FrameworkInfo::new("hungry");
+    hungry_info.roles = vec!["other".to_owned()];
+    let hungry = h.subscribe(hungry_info);
+    let cpus = |h: &Harness, name: &str| {
+        h.master
+            .roles()
+            .iter()
+            .find(|r| r.role == name)
+            .map_or(agora_proto::Scalar::ZERO, |r| r.allocated.cpus())
+    };
+    let mut launched = 0;
+    let mut g = None;
+    for round in 0..50 {
+        h.advance(Duration::from_millis(20));
+        if round == 10 {
+            let mut info = FrameworkInfo::new("guaranteed");
+            info.roles = vec!["g".to_owned()];
+            g = Some(h.subscribe(info));
+        }
+        let mut frameworks = vec![hungry.clone()];
+        frameworks.extend(g.clone());
+        for (conn, id) in frameworks {
+            for offer in h.offers(conn) {
+                // Launch one `cpus:1;mem:256` task per whole cpu offered.
+                let n = (offer.resources.cpus().milli() / 1000).min(offer.resources.mem().milli() / 256_000);
+                let tasks: Vec<TaskInfo> = (0..n)
+                    .map(|_| {
+                        launched += 1;
+                        task(&format!("t{launched}"), &offer.agent_id, "cpus:1;mem:256")
+                    })
+                    .collect();
+                let operations = if tasks.is_empty() {
+                    vec![]
+                } else {
+                    vec![Operation::Launch(tasks)]
+                };
+                h.call(
+                    &id,
+                    Call::Accept {
+                        offer_ids: vec![offer.id.clone()],
+                        operations,
+                        filters: Filters::refuse(Duration::ZERO),
+                    },
+                )
+                .expect("accept");
+            }
+        }
+        assert!(
+            cpus(&h, "other") <= agora_proto::Scalar::from_units(2),
+            "the hungry role leaves the guaranteed headroom"
+        );
+    }
+    assert!(
+        cpus(&h, "g") >= agora_proto::Scalar::from_units(6),
+        "g holds its guarantee"
+    );
+    let roles = h.master.roles();
+    assert_eq!(
+        roles.iter().find(|r| r.role == "g").expect("known").guarantee,
+        Some(six)
+    );
 }
 
 fn rescinds(h: &mut Harness, conn: ConnectionId) -> Vec<OfferId> {

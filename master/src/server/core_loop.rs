@@ -19,7 +19,7 @@ use super::cluster_events::ClusterEvents;
 use super::metrics::Metrics;
 use crate::{ClusterState, ConnectionId, Input, Master, MasterError, Output, RoleView};
 use agora_proto::{
-    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, QuotaLimit, SandboxFile,
+    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, RoleQuota, SandboxFile,
     TaskId, Timestamp, pb,
 };
 use std::collections::{HashMap, VecDeque};
@@ -258,10 +258,10 @@ impl CoreHandle {
         .await
     }
 
-    /// Sets or removes role quota limits on behalf of an operator.
+    /// Sets or removes role quota limits and guarantees on behalf of an operator.
     pub(crate) async fn update_quota(
         &self,
-        quotas: Vec<(String, Option<QuotaLimit>)>,
+        quotas: Vec<(String, RoleQuota)>,
     ) -> Result<Result<(), MasterError>, CoreGone> {
         self.ask(|reply| Command::Input {
             input: Input::UpdateQuota(quotas),
