@@ -73,6 +73,9 @@ pub(crate) struct Agent {
     next_ping: Timestamp,
     pub(crate) offers: BTreeSet<OfferId>,
     pub(crate) tasks: BTreeSet<(FrameworkId, TaskId)>,
+    /// Its dynamic reservations (RESERVE operations), already part of
+    /// `info.resources`; kept when it re-registers.
+    pub(crate) reserved: Resources,
 }
 
 /// The master core. See the module documentation.
@@ -709,14 +712,15 @@ impl Master {
         operations: Vec<Operation>,
         filters: Filters,
     ) {
-        let tasks: Vec<TaskInfo> = operations
-            .into_iter()
-            .flat_map(|op| match op {
-                Operation::Launch(tasks) => tasks,
-            })
-            .collect();
-
         if let Some(reason) = self.invalid_offers(framework_id, &offer_ids) {
+            // RESERVE and UNRESERVE have no task to report on; they are dropped.
+            let tasks: Vec<TaskInfo> = operations
+                .into_iter()
+                .flat_map(|op| match op {
+                    Operation::Launch(tasks) => tasks,
+                    Operation::Reserve(_) | Operation::Unreserve(_) => Vec::new(),
+                })
+                .collect();
             // Offers of this framework that are still valid go back unfiltered;
             // other frameworks' offers are not touched.
             for offer_id in &offer_ids {
@@ -761,11 +765,46 @@ impl Master {
             return;
         };
         self.stats.offers_accepted += offer_ids.len() as u64;
-        let agent_conn = self.agents.get(&agent_id).and_then(|a| a.conn);
 
         let mut launched_ids = BTreeSet::new();
+        for operation in operations {
+            let tasks = match operation {
+                Operation::Launch(tasks) => tasks,
+                Operation::Reserve(resources) => {
+                    self.apply_reservation(framework_id, &agent_id, &mut pool, &resources, true);
+                    continue;
+                }
+                Operation::Unreserve(resources) => {
+                    self.apply_reservation(framework_id, &agent_id, &mut pool, &resources, false);
+                    continue;
+                }
+            };
+            self.launch(now, framework_id, &agent_id, tasks, &mut pool, &mut launched_ids);
+        }
+        for (role, unused) in pool {
+            if !unused.is_empty() {
+                self.allocator
+                    .recover(now, framework_id, &agent_id, &role, &unused, Some(filters.refuse));
+            }
+        }
+        self.request_allocation();
+    }
+
+    /// The LAUNCH operations of an ACCEPT: each task takes its resources from
+    /// the pool of the role whose offered resources hold them.
+    fn launch(
+        &mut self,
+        now: Timestamp,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        tasks: Vec<TaskInfo>,
+        pool: &mut BTreeMap<String, Resources>,
+        launched_ids: &mut BTreeSet<TaskId>,
+    ) {
+        let agent_id = agent_id.clone();
+        let agent_conn = self.agents.get(&agent_id).and_then(|a| a.conn);
         for task in tasks {
-            let problem = self.validate_task(framework_id, &agent_id, &task, &launched_ids, &pool);
+            let problem = self.validate_task(framework_id, &agent_id, &task, launched_ids, pool);
             let role = match problem {
                 Ok(role) => role,
                 Err(message) => {
@@ -831,13 +870,84 @@ impl Master {
                 );
             }
         }
-        for (role, unused) in pool {
-            if !unused.is_empty() {
-                self.allocator
-                    .recover(now, framework_id, &agent_id, &role, &unused, Some(filters.refuse));
+    }
+
+    /// A RESERVE (`reserve`) or UNRESERVE operation of an ACCEPT. RESERVE:
+    /// `resources`, all reserved for one role the framework holds (not `*`),
+    /// are taken unreserved from that role's pool and put back reserved;
+    /// UNRESERVE is the inverse, for dynamic reservations only (as Mesos).
+    /// The agent's total changes likewise and the resources stay allocated
+    /// to the framework. An invalid operation has no task to fail: it is
+    /// skipped and counted (`operations_invalid`).
+    fn apply_reservation(
+        &mut self,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        pool: &mut BTreeMap<String, Resources>,
+        resources: &Resources,
+        reserve: bool,
+    ) {
+        let Some((role, from, to)) = self.check_reservation(framework_id, agent_id, pool, resources, reserve) else {
+            self.stats.operations_invalid += 1;
+            return;
+        };
+        if let Some(available) = pool.get_mut(&role) {
+            *available = available.clone() - &from + &to;
+        }
+        if let Some(agent) = self.agents.get_mut(agent_id) {
+            agent.info.resources = agent.info.resources.clone() - &from + &to;
+            if reserve {
+                agent.reserved += &to;
+            } else {
+                agent.reserved -= &from;
             }
         }
-        self.request_allocation();
+        self.allocator
+            .update_allocation(framework_id, agent_id, &role, &from, &to);
+    }
+
+    /// For a valid RESERVE / UNRESERVE: the pool role and what turns into what.
+    fn check_reservation(
+        &self,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        pool: &BTreeMap<String, Resources>,
+        resources: &Resources,
+        reserve: bool,
+    ) -> Option<(String, Resources, Resources)> {
+        let mut roles = resources
+            .scalars()
+            .map(|(k, _)| k.role())
+            .chain(resources.ranges().map(|(k, _)| k.role()))
+            .chain(resources.sets().map(|(k, _)| k.role()));
+        let role = roles.next()??.to_owned();
+        if roles.any(|r| r != Some(role.as_str())) {
+            return None;
+        }
+        let holds = self
+            .frameworks
+            .get(framework_id)
+            .is_some_and(|f| f.info.roles.contains(&role));
+        if !holds {
+            return None;
+        }
+        // Static reservations (in the agent's own resources) stay.
+        let dynamic = self
+            .agents
+            .get(agent_id)
+            .is_some_and(|a| a.reserved.contains(resources));
+        if !reserve && !dynamic {
+            return None;
+        }
+        let unreserved = resources.with_reservation(None);
+        let (from, to) = if reserve {
+            (unreserved, resources.clone())
+        } else {
+            (resources.clone(), unreserved)
+        };
+        pool.get(&role)
+            .is_some_and(|available| available.contains(&from))
+            .then_some((role, from, to))
     }
 
     /// Checks one task of an ACCEPT, returning the role whose offered
@@ -1175,6 +1285,16 @@ impl Master {
             }
         }
 
+        // Dynamic reservations survive a re-registration, as the agent
+        // reports its resources without them (dropped if it shrank).
+        let mut info = info;
+        let mut reserved = previous.as_ref().map(|p| p.reserved.clone()).unwrap_or_default();
+        let base = reserved.with_reservation(None);
+        if info.resources.contains(&base) {
+            info.resources = info.resources.clone() - &base + &reserved;
+        } else {
+            reserved = Resources::new();
+        }
         self.allocator.add_agent(&agent_id, &info.resources, &used);
         self.allocator.set_agent_attributes(&agent_id, &info.attributes);
         let mut tasks: BTreeSet<(FrameworkId, TaskId)> = reported_ids;
@@ -1192,6 +1312,7 @@ impl Master {
                 next_ping: now + self.config.agent_ping_interval,
                 offers: BTreeSet::new(),
                 tasks,
+                reserved,
             },
         );
         self.stats.agent_registrations += 1;

@@ -46,6 +46,9 @@ pub struct Stats {
     pub tasks_invalid: u64,
     /// Tasks dropped because their offers were invalid (TASK_DROPPED).
     pub tasks_dropped: u64,
+    /// RESERVE / UNRESERVE operations skipped as invalid (wrong or foreign
+    /// role, resources not in the offers).
+    pub operations_invalid: u64,
     /// Tasks that ended FINISHED.
     pub tasks_finished: u64,
     /// Tasks that ended FAILED.

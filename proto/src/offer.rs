@@ -178,6 +178,12 @@ impl From<Offer> for pb::Offer {
 pub enum Operation {
     /// Launch tasks on the offers' agent.
     Launch(Vec<TaskInfo>),
+    /// Reserve offered unreserved resources for the offer's role: every
+    /// resource names that role as its reservation.
+    Reserve(Resources),
+    /// Unreserve offered reserved resources: every resource names the role
+    /// it is reserved for.
+    Unreserve(Resources),
 }
 
 impl TryFrom<pb::Operation> for Operation {
@@ -194,6 +200,13 @@ impl TryFrom<pb::Operation> for Operation {
                     .collect::<Result<_, _>>()?;
                 Ok(Self::Launch(tasks))
             }
+            Some(pb::operation::Operation::Reserve(reserve)) => Ok(Self::Reserve(
+                Resources::try_from(reserve.resources).map_err(|e| ProtoError::resources("reserve.resources", e))?,
+            )),
+            Some(pb::operation::Operation::Unreserve(unreserve)) => Ok(Self::Unreserve(
+                Resources::try_from(unreserve.resources)
+                    .map_err(|e| ProtoError::resources("unreserve.resources", e))?,
+            )),
         }
     }
 }
@@ -204,6 +217,16 @@ impl From<Operation> for pb::Operation {
             Operation::Launch(tasks) => Self {
                 operation: Some(pb::operation::Operation::Launch(pb::LaunchOperation {
                     task_infos: tasks.into_iter().map(Into::into).collect(),
+                })),
+            },
+            Operation::Reserve(resources) => Self {
+                operation: Some(pb::operation::Operation::Reserve(pb::ReserveOperation {
+                    resources: (&resources).into(),
+                })),
+            },
+            Operation::Unreserve(resources) => Self {
+                operation: Some(pb::operation::Operation::Unreserve(pb::UnreserveOperation {
+                    resources: (&resources).into(),
                 })),
             },
         }
@@ -234,5 +257,23 @@ mod tests {
         };
         let err = Operation::try_from(wire).expect_err("task without id");
         assert_eq!(err.field, "launch.task_infos[0].task_id");
+    }
+
+    #[test]
+    fn reserve_and_unreserve_round_trip() {
+        let r: Resources = "cpus(ads):1;mem(ads):64".parse().expect("valid");
+        for op in [Operation::Reserve(r.clone()), Operation::Unreserve(r.clone())] {
+            let wire = pb::Operation::from(op.clone());
+            assert_eq!(Operation::try_from(wire).expect("round trip"), op);
+        }
+        let bad = pb::Operation {
+            operation: Some(pb::operation::Operation::Reserve(pb::ReserveOperation {
+                resources: vec![pb::Resource::default()],
+            })),
+        };
+        assert_eq!(
+            Operation::try_from(bad).expect_err("no name").field,
+            "reserve.resources"
+        );
     }
 }

@@ -478,6 +478,22 @@ impl Resources {
         }
     }
 
+    /// The same resources, every one re-keyed to `reservation` (`None` or
+    /// `Some("*")`: unreserved); equal keys merge.
+    pub fn with_reservation(&self, reservation: Option<&str>) -> Self {
+        let mut out = Self::new();
+        for (key, value) in self.scalars() {
+            out.add_scalar(&key.name, reservation, value);
+        }
+        for (key, ranges) in self.ranges() {
+            out.add_ranges(&key.name, reservation, ranges.clone());
+        }
+        for (key, items) in self.sets() {
+            out.add_set(&key.name, reservation, items.clone());
+        }
+        out
+    }
+
     /// The unreserved (`*`) resources.
     pub fn unreserved(&self) -> Self {
         self.filter(|k| k.reservation.is_none())

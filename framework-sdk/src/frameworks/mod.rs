@@ -153,7 +153,10 @@ pub(crate) mod testing {
             .flat_map(|c| match &c.call {
                 Call::Accept { operations, .. } => operations
                     .iter()
-                    .flat_map(|Operation::Launch(tasks)| tasks.clone())
+                    .flat_map(|op| match op {
+                        Operation::Launch(tasks) => tasks.clone(),
+                        Operation::Reserve(_) | Operation::Unreserve(_) => Vec::new(),
+                    })
                     .collect(),
                 _ => Vec::new(),
             })

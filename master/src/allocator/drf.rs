@@ -1075,6 +1075,36 @@ impl Allocator for DrfAllocator {
         self.epoch += 1;
     }
 
+    fn update_allocation(
+        &mut self,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        from: &Resources,
+        to: &Resources,
+    ) {
+        let (Some(f), Some(a), Some(r)) = (
+            self.framework_index.get(framework_id).copied(),
+            self.agent_index.get(agent_id).copied(),
+            self.role_index.get(role).copied(),
+        ) else {
+            return;
+        };
+        if self.agents[a.0 as usize].slot.is_none() {
+            return;
+        }
+        self.discharge(Some(f), Some(a), Some(r), from);
+        if let Some(agent) = self.agents[a.0 as usize].slot.as_mut() {
+            agent.total = agent.total.clone() - from + to;
+            agent.exhausted = None;
+        }
+        let new_total = std::mem::take(&mut self.total) - from + to;
+        self.set_total(new_total);
+        // Refreshes the agent's free resources against its new total.
+        self.charge(f, Some(a), r, to);
+        self.epoch += 1;
+    }
+
     fn recover(
         &mut self,
         now: Timestamp,

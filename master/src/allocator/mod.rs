@@ -222,6 +222,20 @@ pub trait Allocator: std::fmt::Debug + Send {
         refuse: Option<Duration>,
     );
 
+    /// Resources `from` allocated to the framework on the agent for `role`
+    /// become `to` (same quantities, other reservations): the agent's total
+    /// trades `from` for `to` and the allocation stays with the framework.
+    /// Dynamic RESERVE / UNRESERVE; the caller checks that `from` is
+    /// allocated there. Unknown ids: nothing happens.
+    fn update_allocation(
+        &mut self,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        from: &Resources,
+        to: &Resources,
+    );
+
     /// Stop offering to the framework for these roles (all when empty).
     fn suppress(&mut self, framework_id: &FrameworkId, roles: &[String]);
     /// Resume offers for these roles (all when empty) and clear its filters.

@@ -403,6 +403,23 @@ impl Allocator for ReferenceDrfAllocator {
         }
     }
 
+    fn update_allocation(
+        &mut self,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        from: &Resources,
+        to: &Resources,
+    ) {
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return;
+        };
+        agent.total = agent.total.clone() - from + to;
+        self.total = std::mem::take(&mut self.total) - from + to;
+        self.discharge(framework_id, agent_id, role, from);
+        self.charge(framework_id, agent_id, role, to);
+    }
+
     fn recover(
         &mut self,
         now: Timestamp,

@@ -29,22 +29,36 @@ enum Step {
     DisconnectFramework(u8),
     ResubscribeFramework(u8),
     Revive(u8),
+    /// Framework `f` reserves part of its `o`-th offer for the offer's role
+    /// (invalid for `*`), launching a task on it when `launch`.
+    Reserve {
+        f: u8,
+        o: u8,
+        launch: bool,
+    },
+    /// Framework `f` unreserves the reserved part of its `o`-th offer.
+    Unreserve {
+        f: u8,
+        o: u8,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        (0u8..3).prop_map(Step::AddAgent),
-        Just(Step::Subscribe),
-        (1u16..3000).prop_map(Step::Advance),
-        (any::<u8>(), any::<u8>(), 0u8..4, 0u8..4).prop_map(|(f, o, n, size)| Step::Launch { f, o, n, size }),
-        (any::<u8>(), any::<u8>(), 0u8..3).prop_map(|(f, o, refuse)| Step::Decline { f, o, refuse }),
-        any::<u8>().prop_map(Step::Finish),
-        any::<u8>().prop_map(Step::Kill),
-        any::<u8>().prop_map(Step::DisconnectAgent),
-        any::<u8>().prop_map(Step::ReregisterAgent),
-        any::<u8>().prop_map(Step::DisconnectFramework),
-        any::<u8>().prop_map(Step::ResubscribeFramework),
-        any::<u8>().prop_map(Step::Revive),
+        1 => (0u8..3).prop_map(Step::AddAgent),
+        1 => Just(Step::Subscribe),
+        1 => (1u16..3000).prop_map(Step::Advance),
+        1 => (any::<u8>(), any::<u8>(), 0u8..4, 0u8..4).prop_map(|(f, o, n, size)| Step::Launch { f, o, n, size }),
+        1 => (any::<u8>(), any::<u8>(), 0u8..3).prop_map(|(f, o, refuse)| Step::Decline { f, o, refuse }),
+        1 => any::<u8>().prop_map(Step::Finish),
+        1 => any::<u8>().prop_map(Step::Kill),
+        1 => any::<u8>().prop_map(Step::DisconnectAgent),
+        1 => any::<u8>().prop_map(Step::ReregisterAgent),
+        1 => any::<u8>().prop_map(Step::DisconnectFramework),
+        1 => any::<u8>().prop_map(Step::ResubscribeFramework),
+        1 => any::<u8>().prop_map(Step::Revive),
+        3 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(f, o, launch)| Step::Reserve { f, o, launch }),
+        3 => (any::<u8>(), any::<u8>()).prop_map(|(f, o)| Step::Unreserve { f, o }),
     ]
 }
 
@@ -111,6 +125,31 @@ impl World {
         (!list.is_empty()).then(|| list[usize::from(i) % list.len()].clone())
     }
 
+    /// A connected framework's `o`-th offer.
+    fn pick_offer(&self, f: u8, o: u8) -> Option<(FrameworkId, Offer)> {
+        let Some((_, framework_id, true)) = Self::pick(&self.frameworks, f) else {
+            return None;
+        };
+        let offer = Self::pick(self.offers.get(&framework_id).map_or(&[][..], |v| v), o)?;
+        Some((framework_id, offer))
+    }
+
+    fn accept(&mut self, framework_id: &FrameworkId, offer: &Offer, operations: Vec<Operation>) {
+        self.h
+            .call(
+                framework_id,
+                Call::Accept {
+                    offer_ids: vec![offer.id.clone()],
+                    operations,
+                    filters: Filters::refuse(Duration::from_secs(1)),
+                },
+            )
+            .expect("accept from a subscribed framework");
+        if let Some(list) = self.offers.get_mut(framework_id) {
+            list.retain(|x| x.id != offer.id);
+        }
+    }
+
     fn run(&mut self, step: Step) {
         match step {
             Step::AddAgent(kind) => {
@@ -119,7 +158,13 @@ impl World {
                 self.agents.push((conn, id, spec, true));
             }
             Step::Subscribe => {
-                let (conn, id) = self.h.framework(&format!("f{}", self.frameworks.len()));
+                // Every other framework holds role `ads`, which it may reserve for.
+                let mut info = FrameworkInfo::new(format!("f{}", self.frameworks.len()));
+                info.failover_timeout = Duration::from_secs(60);
+                if self.frameworks.len().is_multiple_of(2) {
+                    info.roles = vec!["ads".to_owned()];
+                }
+                let (conn, id) = self.h.subscribe(info);
                 self.frameworks.push((conn, id, true));
             }
             Step::Advance(ms) => self.h.advance(Duration::from_millis(u64::from(ms))),
@@ -250,11 +295,39 @@ impl World {
                     return;
                 }
                 let mut info = FrameworkInfo::new("again");
+                info.roles = self.h.master.frameworks[&id].info.roles.clone();
                 info.id = Some(id);
                 info.failover_timeout = Duration::from_secs(60);
                 let (conn, _) = self.h.subscribe(info);
                 self.frameworks[i].0 = conn;
                 self.frameworks[i].2 = true;
+            }
+            Step::Reserve { f, o, launch } => {
+                let Some((framework_id, offer)) = self.pick_offer(f, o) else {
+                    return;
+                };
+                let role = offer.role.as_str();
+                let mut operations = vec![Operation::Reserve(res("cpus:1;mem:128").with_reservation(Some(role)))];
+                if launch {
+                    self.next_task += 1;
+                    let mut t = task(&format!("t{}", self.next_task), &offer.agent_id, "cpus:0.5;mem:64");
+                    t.resources = t.resources.with_reservation(Some(role));
+                    self.tasks.push((framework_id.clone(), t.clone()));
+                    operations.push(Operation::Launch(vec![t]));
+                }
+                self.accept(&framework_id, &offer, operations);
+            }
+            Step::Unreserve { f, o } => {
+                let Some((framework_id, offer)) = self.pick_offer(f, o) else {
+                    return;
+                };
+                let reserved = offer.resources.filter(|k| k.reservation.is_some());
+                let reserved = if reserved.is_empty() {
+                    res("cpus(ads):1")
+                } else {
+                    reserved
+                };
+                self.accept(&framework_id, &offer, vec![Operation::Unreserve(reserved)]);
             }
             Step::Revive(f) => {
                 if let Some((_, id, true)) = Self::pick(&self.frameworks, f) {
@@ -278,6 +351,7 @@ proptest! {
     fn offer_cycle_keeps_the_books_and_frees_everything(steps in proptest::collection::vec(step(), 1..60)) {
         let mut w = World::new();
         w.run(Step::AddAgent(0));
+        w.run(Step::Subscribe);
         w.run(Step::Subscribe);
         for s in steps {
             w.run(s);
@@ -322,6 +396,7 @@ proptest! {
             prop_assert!(allocated.is_empty(), "agent {} still has {} allocated", agent_id, allocated);
             total += res(w.agents.iter().find(|a| &a.1 == agent_id).map_or("", |a| a.2));
         }
-        prop_assert_eq!(w.h.master.allocator.cluster_total(), total);
+        // Reservations only re-key resources.
+        prop_assert_eq!(w.h.master.allocator.cluster_total().with_reservation(None), total);
     }
 }

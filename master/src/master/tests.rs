@@ -1710,3 +1710,157 @@ fn a_framework_is_only_offered_agents_meeting_its_own_minimum() {
     let got: Vec<AgentId> = h.offers(picky).iter().map(|o| o.agent_id.clone()).collect();
     assert_eq!(got, vec![third]);
 }
+
+fn role_framework(h: &mut Harness, role: &str) -> (ConnectionId, FrameworkId) {
+    let mut info = FrameworkInfo::new(role);
+    info.roles = vec![role.to_owned()];
+    h.subscribe(info)
+}
+
+fn accept(offer: &Offer, operations: Vec<Operation>) -> Call {
+    Call::Accept {
+        offer_ids: vec![offer.id.clone()],
+        operations,
+        filters: Filters::refuse(Duration::ZERO),
+    }
+}
+
+#[test]
+fn reserved_resources_are_offered_only_to_their_role_until_unreserved() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (ads_conn, ads) = role_framework(&mut h, "ads");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(ads_conn).remove(0);
+    assert_eq!(offer.role, "ads");
+    // Reserve half, then launch on the reserved part in the same ACCEPT.
+    h.call(
+        &ads,
+        accept(
+            &offer,
+            vec![
+                Operation::Reserve(res("cpus(ads):2;mem(ads):256")),
+                Operation::Launch(vec![task("t1", &agent_id, "cpus(ads):1;mem(ads):128")]),
+            ],
+        ),
+    )
+    .expect("accept");
+    assert_eq!(h.master.stats().operations_invalid, 0);
+    assert_eq!(
+        h.master.agents[&agent_id].info.resources,
+        res("cpus:2;mem:768;cpus(ads):2;mem(ads):256")
+    );
+    assert!(
+        h.agent_messages(agent_conn)
+            .iter()
+            .any(|m| matches!(m, MasterMessage::RunTask { task, .. } if task.task_id.as_str() == "t1"))
+    );
+    h.call(&ads, Call::Suppress { roles: vec![] }).expect("suppress");
+    h.advance(Duration::from_millis(100));
+    for o in h.offers(ads_conn) {
+        h.call(
+            &ads,
+            Call::Decline {
+                offer_ids: vec![o.id],
+                filters: Filters::refuse(Duration::ZERO),
+            },
+        )
+        .expect("decline");
+    }
+
+    // Another role is offered the unreserved part only.
+    let (web_conn, web) = role_framework(&mut h, "web");
+    h.advance(Duration::from_millis(100));
+    let web_offers = h.offers(web_conn);
+    assert_eq!(web_offers.len(), 1);
+    assert_eq!(web_offers[0].resources, res("cpus:2;mem:768"));
+
+    // The ads framework gets the rest of its reservation back.
+    h.call(&ads, Call::Revive { roles: vec![] }).expect("revive");
+    h.advance(Duration::from_millis(100));
+    let ads_offer = h.offers(ads_conn).remove(0);
+    assert_eq!(ads_offer.resources, res("cpus(ads):1;mem(ads):128"));
+
+    // Unreserving makes it available to others.
+    h.call(
+        &ads,
+        accept(&ads_offer, vec![Operation::Unreserve(res("cpus(ads):1;mem(ads):128"))]),
+    )
+    .expect("unreserve");
+    h.call(&ads, Call::Suppress { roles: vec![] }).expect("suppress");
+    assert_eq!(h.master.stats().operations_invalid, 0);
+    assert_eq!(
+        h.master.agents[&agent_id].info.resources,
+        res("cpus:3;mem:896;cpus(ads):1;mem(ads):128")
+    );
+    h.call(
+        &web,
+        Call::Decline {
+            offer_ids: vec![web_offers[0].id.clone()],
+            filters: Filters::refuse(Duration::ZERO),
+        },
+    )
+    .expect("decline");
+    h.advance(Duration::from_millis(100));
+    let web_offers = h.offers(web_conn);
+    assert_eq!(web_offers.len(), 1);
+    assert_eq!(web_offers[0].resources, res("cpus:3;mem:896"));
+
+    // The agent reports its resources without the reservation when it
+    // re-registers; the master keeps it.
+    let running = RunningTask {
+        framework_id: ads.clone(),
+        task: task("t1", &agent_id, "cpus(ads):1;mem(ads):128"),
+        state: TaskState::Running,
+    };
+    h.register_agent(
+        ConnectionId(99),
+        "cpus:4;mem:1024",
+        Some(agent_id.clone()),
+        vec![running],
+    );
+    assert_eq!(
+        h.master.agents[&agent_id].info.resources,
+        res("cpus:3;mem:896;cpus(ads):1;mem(ads):128")
+    );
+}
+
+#[test]
+fn invalid_reservations_change_nothing_and_are_counted() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024;cpus(web):1");
+    let (web_conn, web) = role_framework(&mut h, "web");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(web_conn).remove(0);
+    h.call(
+        &web,
+        accept(
+            &offer,
+            vec![
+                // A role the framework does not hold.
+                Operation::Reserve(res("cpus(ads):1")),
+                // Unreserved: no role to reserve for.
+                Operation::Reserve(res("cpus:1")),
+                // More than offered.
+                Operation::Reserve(res("cpus(web):8")),
+                // A static reservation.
+                Operation::Unreserve(res("cpus(web):1")),
+                // More than reserved.
+                Operation::Unreserve(res("cpus(web):2")),
+                Operation::Launch(vec![task("t1", &agent_id, "cpus:1;mem:128")]),
+            ],
+        ),
+    )
+    .expect("accept proceeds");
+    assert_eq!(h.master.stats().operations_invalid, 5);
+    assert_eq!(
+        h.master.agents[&agent_id].info.resources,
+        res("cpus:4;mem:1024;cpus(web):1")
+    );
+    assert_eq!(h.master.allocator.cluster_total(), res("cpus:4;mem:1024;cpus(web):1"));
+    assert!(
+        h.agent_messages(agent_conn)
+            .iter()
+            .any(|m| matches!(m, MasterMessage::RunTask { task, .. } if task.task_id.as_str() == "t1"))
+    );
+}

@@ -188,7 +188,9 @@ mod tests {
             .collect();
         assert_eq!(launched.len(), 1);
         assert_eq!(launched[0].0, vec![OfferId::new("big").expect("id")]);
-        let Operation::Launch(tasks) = &launched[0].1[0];
+        let Operation::Launch(tasks) = &launched[0].1[0] else {
+            panic!("expected a LAUNCH, got {:?}", launched[0].1[0]);
+        };
         assert_eq!(tasks[0].resources, "cpus:0.5;mem:64".parse().expect("resources"));
         assert_eq!(tasks[0].agent_id.as_str(), "a1");
         assert!(calls.iter().any(|c| matches!(&c.call, Call::Decline { .. })));
