@@ -2,7 +2,7 @@
 //! it (see `cluster_events.rs` for which events and when).
 
 use super::core_loop::CoreHandle;
-use super::status::ServiceError;
+use super::status::{ServiceError, answer};
 use agora_proto::{FrameworkId, ProtoError, SandboxFile, TaskId, pb, role_quotas_from_wire, role_weights_from_wire};
 use std::pin::Pin;
 use tokio_stream::wrappers::BroadcastStream;
@@ -35,6 +35,14 @@ where
     D::try_from(wire).map_err(|e| ServiceError::from(e.within(field)).into())
 }
 
+/// The framework a request names to tell apart tasks with the same id.
+fn optional_framework_id(value: Option<pb::FrameworkId>) -> Result<Option<FrameworkId>, Status> {
+    value
+        .map(FrameworkId::try_from)
+        .transpose()
+        .map_err(|e| ServiceError::from(e.within("framework_id")).into())
+}
+
 /// The stream of cluster events of one watcher.
 pub(crate) type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::ClusterEvent, Status>> + Send>>;
 
@@ -48,22 +56,17 @@ impl pb::operator_server::Operator for OperatorService {
     async fn read_file(&self, request: Request<pb::ReadFileRequest>) -> Result<Response<pb::ReadFileResponse>, Status> {
         let request = request.into_inner();
         let task_id: TaskId = required_id(request.task_id, "task_id")?;
-        let framework_id = request
-            .framework_id
-            .map(FrameworkId::try_from)
-            .transpose()
-            .map_err(|e| ServiceError::from(e.within("framework_id")))?;
+        let framework_id = optional_framework_id(request.framework_id)?;
         let file = SandboxFile::from_wire(request.file, "file").map_err(ServiceError::from)?;
         let max_bytes = match request.max_bytes {
             0 => DEFAULT_READ,
             n => n.min(MAX_READ),
         };
-        let read = self
-            .core
-            .read_file(framework_id, task_id.clone(), file, request.offset, max_bytes)
-            .await
-            .map_err(ServiceError::from)?
-            .map_err(ServiceError::from)?;
+        let read = answer(
+            self.core
+                .read_file(framework_id, task_id.clone(), file, request.offset, max_bytes)
+                .await,
+        )?;
         let chunk =
             read.map_err(|reason| Status::unavailable(format!("cannot read {file} of task {task_id}: {reason}")))?;
         Ok(Response::new(pb::ReadFileResponse {
@@ -76,16 +79,8 @@ impl pb::operator_server::Operator for OperatorService {
     async fn kill_task(&self, request: Request<pb::KillTaskRequest>) -> Result<Response<pb::KillTaskResponse>, Status> {
         let request = request.into_inner();
         let task_id: TaskId = required_id(request.task_id, "task_id")?;
-        let framework_id = request
-            .framework_id
-            .map(FrameworkId::try_from)
-            .transpose()
-            .map_err(|e| ServiceError::from(e.within("framework_id")))?;
-        self.core
-            .kill_task(framework_id, task_id)
-            .await
-            .map_err(ServiceError::from)?
-            .map_err(ServiceError::from)?;
+        let framework_id = optional_framework_id(request.framework_id)?;
+        answer(self.core.kill_task(framework_id, task_id).await)?;
         Ok(Response::new(pb::KillTaskResponse {}))
     }
 
@@ -94,11 +89,7 @@ impl pb::operator_server::Operator for OperatorService {
         request: Request<pb::UpdateWeightsRequest>,
     ) -> Result<Response<pb::UpdateWeightsResponse>, Status> {
         let weights = role_weights_from_wire(request.into_inner().weights).map_err(ServiceError::from)?;
-        self.core
-            .update_weights(weights)
-            .await
-            .map_err(ServiceError::from)?
-            .map_err(ServiceError::from)?;
+        answer(self.core.update_weights(weights).await)?;
         Ok(Response::new(pb::UpdateWeightsResponse {}))
     }
 
@@ -107,11 +98,7 @@ impl pb::operator_server::Operator for OperatorService {
         request: Request<pb::UpdateQuotaRequest>,
     ) -> Result<Response<pb::UpdateQuotaResponse>, Status> {
         let quotas = role_quotas_from_wire(request.into_inner().quotas).map_err(ServiceError::from)?;
-        self.core
-            .update_quota(quotas)
-            .await
-            .map_err(ServiceError::from)?
-            .map_err(ServiceError::from)?;
+        answer(self.core.update_quota(quotas).await)?;
         Ok(Response::new(pb::UpdateQuotaResponse {}))
     }
 

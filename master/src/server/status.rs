@@ -19,6 +19,12 @@ pub(crate) enum ServiceError {
     Unavailable(#[from] CoreGone),
 }
 
+/// Folds the core loop's answer (it may be gone; the core may refuse) into
+/// one service error.
+pub(crate) fn answer<T>(reply: Result<Result<T, MasterError>, CoreGone>) -> Result<T, ServiceError> {
+    Ok(reply??)
+}
+
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         let message = error.to_string();
