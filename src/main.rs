@@ -1,8 +1,9 @@
 //! `agora`: one command line over the whole system. It parses flags and
 //! wires the crates together; every behaviour of the cluster lives in a
 //! library crate. Servers (`master`, `agent`, `local`), operator commands
-//! (`ps`, `agents`, `frameworks`, `logs`, `kill`), a one-task framework
-//! (`run`) and a benchmark (`bench`) each have a module under `cli/`.
+//! (`ps`, `agents`, `frameworks`, `logs`, `kill`, `reserve`, `unreserve`), a
+//! one-task framework (`run`) and benchmarks (`bench`) each have a module
+//! under `cli/`.
 
 mod cli;
 mod client;
@@ -42,6 +43,10 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// Kill a task.
     Kill(cli::kill::KillArgs),
+    /// Reserve resources on an agent for a role, e.g. `--agent ID "cpus(ads):2;mem(ads):512"`.
+    Reserve(cli::reserve::ReservationArgs),
+    /// Give an agent's dynamic reservations back.
+    Unreserve(cli::reserve::ReservationArgs),
     /// Benchmarks that start their own cluster.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -84,6 +89,8 @@ fn main() -> ExitCode {
             Command::Frameworks(args) => cli::ps::frameworks(args).await,
             Command::Logs(args) => cli::logs::run(args).await,
             Command::Kill(args) => cli::kill::run(args).await,
+            Command::Reserve(args) => cli::reserve::reserve(args).await,
+            Command::Unreserve(args) => cli::reserve::unreserve(args).await,
             Command::Bench(command) => cli::bench::run(command).await,
         }
     });

@@ -68,8 +68,64 @@ fn logs_print_a_finished_tasks_stdout_and_stderr() {
 }
 
 #[test]
+fn reserve_and_unreserve_change_an_agents_resources() {
+    let local = start_local("reserve", &[]);
+    let agent = |local: &Local| -> serde_json::Value {
+        let output = local.agora(&["agents", "--json"]);
+        assert!(output.status.success(), "{}", describe(&output));
+        let agents: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+        agents[0].clone()
+    };
+    let id = agent(&local)["id"].as_str().expect("an agent id").to_owned();
+
+    let output = local.agora(&["reserve", "--agent", &id, "cpus(ads):0.5;mem(ads):32"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let total = agent(&local)["total"].as_str().expect("a total").to_owned();
+    assert!(
+        total.contains("cpus(ads):0.5") && total.contains("mem(ads):32"),
+        "{total}"
+    );
+
+    // Errors name what was wrong, and change nothing.
+    let output = local.agora(&["unreserve", "--agent", &id, "cpus(ads):1"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains(&format!(
+            "cannot unreserve cpus(ads):1 on agent {id}: cpus(ads):1 is not dynamically reserved on the agent"
+        )),
+        "{}",
+        describe(&output)
+    );
+    let output = local.agora(&["reserve", "--agent", "nope", "cpus(ads):1"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("agent nope is not known to this master"),
+        "{}",
+        describe(&output)
+    );
+    let output = local.agora(&["reserve", "--agent", &id, "cpus(ads):"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("invalid resources \"cpus(ads):\""),
+        "{}",
+        describe(&output)
+    );
+
+    let output = local.agora(&["unreserve", "--agent", &id, "cpus(ads):0.5;mem(ads):32"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let total = agent(&local)["total"].as_str().expect("a total").to_owned();
+    assert!(!total.contains("(ads)"), "{total}");
+}
+
+#[test]
 fn commands_say_when_no_master_answers() {
-    for args in [&["ps"][..], &["run", "--", "true"], &["logs", "t"], &["kill", "t"]] {
+    for args in [
+        &["ps"][..],
+        &["run", "--", "true"],
+        &["logs", "t"],
+        &["kill", "t"],
+        &["reserve", "--agent", "a", "cpus(ads):1"],
+    ] {
         let output = agora()
             .arg(args[0])
             .args(["--master", "127.0.0.1:1"])

@@ -2,7 +2,8 @@
 //! asks for (a stale offer, a task that does not fit) are not errors: they
 //! come back to the framework as status updates, as in Mesos.
 
-use agora_proto::{AgentId, FrameworkId, TaskId};
+use agora_proto::{AgentId, FrameworkId, Resources, TaskId};
+use std::fmt;
 
 /// Why the master refused a call.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -66,4 +67,91 @@ pub enum MasterError {
     /// The connection is already subscribed under another framework.
     #[error("this stream is already subscribed as framework {0}")]
     ConnectionInUse(FrameworkId),
+    /// An operator's RESERVE_RESOURCES or UNRESERVE_RESOURCES cannot be
+    /// applied; nothing changed (no offer was rescinded).
+    #[error("cannot {operation} {resources} on agent {agent_id}: {reason}")]
+    Reservation {
+        /// Reserve or unreserve.
+        operation: ReservationOperation,
+        /// The agent named.
+        agent_id: AgentId,
+        /// The resources named (boxed, as `reason`: they would make every
+        /// `Result<_, MasterError>` several times larger).
+        resources: Box<Resources>,
+        /// What was wrong.
+        reason: Box<ReservationError>,
+    },
+}
+
+/// Which operator reservation call was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReservationOperation {
+    /// RESERVE_RESOURCES.
+    Reserve,
+    /// UNRESERVE_RESOURCES.
+    Unreserve,
+}
+
+impl fmt::Display for ReservationOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Reserve => "reserve",
+            Self::Unreserve => "unreserve",
+        })
+    }
+}
+
+/// Why an operator's reservation call was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReservationError {
+    /// The call names no resources.
+    #[error("no resources given")]
+    Empty,
+    /// A resource carries no role.
+    #[error("{0} is not reserved for a role; name the role as in cpus(ads):2")]
+    NoRole(String),
+    /// The resources name more than one role.
+    #[error("the resources name several roles ({}); one call is for one role", .0.join(", "))]
+    SeveralRoles(Vec<String>),
+    /// The role is not a valid role name.
+    #[error("{0}")]
+    InvalidRole(String),
+    /// The agent is unreachable: it is not offered, and its resources are
+    /// rebuilt from its report if it comes back.
+    #[error("the agent is unreachable")]
+    AgentUnreachable,
+    /// Not enough of the resources are free on the agent, even after
+    /// rescinding every offer of them: tasks use the rest, or the agent
+    /// does not have that much.
+    #[error("{needed} must be free on the agent (not used by tasks), but {}", if .available.is_empty() { "none of it is".to_owned() } else { format!("only {} is", .available) })]
+    NotAvailable {
+        /// What the operation takes from the agent's free resources (boxed,
+        /// as below, to keep the error small).
+        needed: Box<Resources>,
+        /// Of those, what is free or offered (nothing when none is).
+        available: Box<Resources>,
+    },
+    /// UNRESERVE of resources reserved by the agent's own `--resources`.
+    #[error(
+        "{0} is reserved by the agent's own resources (a static reservation); only dynamic reservations can be unreserved"
+    )]
+    StaticReservation(Resources),
+    /// UNRESERVE of more than the agent's dynamic reservations hold.
+    #[error("{requested} is not dynamically reserved on the agent (its dynamic reservations: {})", or_none(.reserved, "none"))]
+    NotDynamicallyReserved {
+        /// What the call names.
+        requested: Box<Resources>,
+        /// The agent's dynamic reservations (empty when it has none).
+        reserved: Box<Resources>,
+    },
+}
+
+/// `resources` as text, or `none` when empty (which would print as nothing).
+fn or_none(resources: &Resources, none: &str) -> String {
+    if resources.is_empty() {
+        none.to_owned()
+    } else {
+        resources.to_string()
+    }
 }

@@ -1,8 +1,8 @@
 //! What goes into the master core and what comes out of it.
 
 use agora_proto::{
-    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, RoleQuota, SandboxFile,
-    TaskId,
+    AgentId, AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, Resources,
+    RoleQuota, SandboxFile, TaskId,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -80,6 +80,27 @@ pub enum Input {
     /// either (each role valid, each guarantee at most its limit; refused as
     /// a whole otherwise).
     UpdateQuota(Vec<(String, RoleQuota)>),
+    /// An operator reserves resources on an agent for a role (Mesos'
+    /// RESERVE_RESOURCES): `resources` all reserved for that one role, taken
+    /// unreserved from the agent's free resources; offers holding them are
+    /// rescinded first when that frees enough. Refused with
+    /// [`crate::MasterError::Reservation`] (changing nothing) otherwise.
+    ReserveResources {
+        /// The agent.
+        agent_id: AgentId,
+        /// What to reserve, e.g. `cpus(ads):2;mem(ads):512`.
+        resources: Resources,
+    },
+    /// An operator gives dynamic reservations back (Mesos'
+    /// UNRESERVE_RESOURCES): `resources`, reserved for one role by an earlier
+    /// RESERVE (static reservations stay) and free or offered, become
+    /// unreserved. Refused as [`Input::ReserveResources`] is.
+    UnreserveResources {
+        /// The agent.
+        agent_id: AgentId,
+        /// What to unreserve, e.g. `cpus(ads):2`.
+        resources: Resources,
+    },
     /// Time passed: fire whatever timers are due.
     Tick,
 }

@@ -30,7 +30,7 @@ pub mod server;
 
 pub use allocator::{Allocation, Allocator, DrfAllocator, DrfConfig, Policy};
 pub use config::MasterConfig;
-pub use error::MasterError;
+pub use error::{MasterError, ReservationError, ReservationOperation};
 pub use io::{ConnectionId, Input, Output};
 pub use master::{Master, Task};
 pub use state::{AgentStatus, AgentView, ClusterState, FrameworkView, RoleView, Stats, TaskRecord};

@@ -8,14 +8,14 @@
 
 use crate::allocator::{Allocation, Allocator, DrfAllocator, Used};
 use crate::config::MasterConfig;
-use crate::error::MasterError;
+use crate::error::{MasterError, ReservationError, ReservationOperation};
 use crate::io::{ConnectionId, Input, Output};
 use crate::state::{AgentStatus, Stats, TaskRecord};
 use agora_proto::{
     AgentId, AgentInfo, AgentMessage, Call, Capability, Event, Filters, FrameworkCall, FrameworkId, FrameworkInfo,
-    MasterMessage, Offer, OfferConstraint, OfferId, Operation, Resources, RoleQuota, RunningTask, SandboxFile,
-    StatusUuid, TaskId, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TaskUsage, Timestamp, validate_role,
-    validate_weight,
+    MasterMessage, Offer, OfferConstraint, OfferId, Operation, ResourceKey, Resources, RoleQuota, RunningTask,
+    SandboxFile, StatusUuid, TaskId, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TaskUsage, Timestamp,
+    validate_role, validate_weight,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -167,6 +167,12 @@ impl Master {
             Input::KillTask { framework_id, task_id } => self.operator_kill(now, framework_id.as_ref(), task_id)?,
             Input::UpdateWeights(weights) => self.update_weights(&weights)?,
             Input::UpdateQuota(quotas) => self.update_quota(quotas)?,
+            Input::ReserveResources { agent_id, resources } => {
+                self.operator_reservation(now, agent_id, resources, ReservationOperation::Reserve)?;
+            }
+            Input::UnreserveResources { agent_id, resources } => {
+                self.operator_reservation(now, agent_id, resources, ReservationOperation::Unreserve)?;
+            }
             Input::Tick => self.tick(now),
         }
         Ok(())
@@ -894,16 +900,23 @@ impl Master {
         if let Some(available) = pool.get_mut(&role) {
             *available = available.clone() - &from + &to;
         }
-        if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.info.resources = agent.info.resources.clone() - &from + &to;
-            if reserve {
-                agent.reserved += &to;
-            } else {
-                agent.reserved -= &from;
-            }
-        }
+        self.rekey_agent(agent_id, &from, &to, reserve);
         self.allocator
             .update_allocation(framework_id, agent_id, &role, &from, &to);
+    }
+
+    /// Applies a checked RESERVE (`reserve`) or UNRESERVE to the agent's
+    /// books: its total trades `from` for `to`, and its dynamic reservations
+    /// gain `to` or lose `from`. The allocator is the caller's business.
+    fn rekey_agent(&mut self, agent_id: &AgentId, from: &Resources, to: &Resources, reserve: bool) {
+        if let Some(agent) = self.agents.get_mut(agent_id) {
+            agent.info.resources = agent.info.resources.clone() - from + to;
+            if reserve {
+                agent.reserved += to;
+            } else {
+                agent.reserved -= from;
+            }
+        }
     }
 
     /// For a valid RESERVE / UNRESERVE: the pool role and what turns into what.
@@ -915,15 +928,7 @@ impl Master {
         resources: &Resources,
         reserve: bool,
     ) -> Option<(String, Resources, Resources)> {
-        let mut roles = resources
-            .scalars()
-            .map(|(k, _)| k.role())
-            .chain(resources.ranges().map(|(k, _)| k.role()))
-            .chain(resources.sets().map(|(k, _)| k.role()));
-        let role = roles.next()??.to_owned();
-        if roles.any(|r| r != Some(role.as_str())) {
-            return None;
-        }
+        let role = reservation_role(resources).ok()?;
         let holds = self
             .frameworks
             .get(framework_id)
@@ -931,20 +936,11 @@ impl Master {
         if !holds {
             return None;
         }
-        // Static reservations (in the agent's own resources) stay.
-        let dynamic = self
-            .agents
-            .get(agent_id)
-            .is_some_and(|a| a.reserved.contains(resources));
-        if !reserve && !dynamic {
-            return None;
+        if !reserve {
+            // Static reservations (in the agent's own resources) stay.
+            check_dynamic(self.agents.get(agent_id)?, resources).ok()?;
         }
-        let unreserved = resources.with_reservation(None);
-        let (from, to) = if reserve {
-            (unreserved, resources.clone())
-        } else {
-            (resources.clone(), unreserved)
-        };
+        let (from, to) = reservation_change(resources, reserve);
         pool.get(&role)
             .is_some_and(|available| available.contains(&from))
             .then_some((role, from, to))
@@ -1602,6 +1598,110 @@ impl Master {
         Ok(())
     }
 
+    /// An operator's RESERVE_RESOURCES or UNRESERVE_RESOURCES, as Mesos does
+    /// them: the resources must be free on the agent; offers holding what is
+    /// missing are rescinded (only when that frees enough), then the agent's
+    /// total is re-keyed and the allocator told. Checked in full before
+    /// anything changes, so a refused call rescinds nothing.
+    fn operator_reservation(
+        &mut self,
+        now: Timestamp,
+        agent_id: AgentId,
+        resources: Resources,
+        operation: ReservationOperation,
+    ) -> Result<(), MasterError> {
+        let Some(agent) = self.agents.get(&agent_id) else {
+            return Err(MasterError::UnknownAgent(agent_id));
+        };
+        let reserve = operation == ReservationOperation::Reserve;
+        let refuse = |reason: ReservationError| MasterError::Reservation {
+            operation,
+            agent_id: agent_id.clone(),
+            resources: Box::new(resources.clone()),
+            reason: Box::new(reason),
+        };
+        reservation_role(&resources).map_err(refuse)?;
+        if agent.status == AgentStatus::Unreachable {
+            return Err(refuse(ReservationError::AgentUnreachable));
+        }
+        if !reserve {
+            check_dynamic(agent, &resources).map_err(refuse)?;
+        }
+        let (from, to) = reservation_change(&resources, reserve);
+        let free = agent
+            .info
+            .resources
+            .saturating_sub(&self.allocator.agent_allocated(&agent_id));
+        let offered: Vec<(OfferId, Resources)> = agent
+            .offers
+            .iter()
+            .filter_map(|id| self.offers.get(id).map(|o| (id.clone(), o.resources.clone())))
+            .collect();
+        let reachable = offered.iter().fold(free.clone(), |acc, (_, r)| acc + r);
+        if !reachable.contains(&from) {
+            let wanted = keys(&from);
+            return Err(refuse(ReservationError::NotAvailable {
+                available: Box::new(reachable.filter(|k| wanted.contains(k))),
+                needed: Box::new(from),
+            }));
+        }
+
+        // Rescind, in offer order, the offers holding something still missing.
+        let mut free = free;
+        for (offer_id, held) in offered {
+            if free.contains(&from) {
+                break;
+            }
+            let missing = keys(&from.saturating_sub(&free));
+            if held.filter(|k| missing.contains(k)).is_empty() {
+                continue;
+            }
+            self.rescind_offer(now, &offer_id);
+            free += &held;
+        }
+        self.rekey_agent(&agent_id, &from, &to, reserve);
+        self.readd_to_allocator(&agent_id);
+        self.request_allocation();
+        Ok(())
+    }
+
+    /// Gives the allocator an agent's new total after an operator's
+    /// reservation. The `Allocator` trait changes a total only through an
+    /// allocation (`update_allocation`) or `add_agent`, so the agent is
+    /// removed and added again with what its offers and tasks hold, and its
+    /// attributes and activity are restored. Its decline filters go with
+    /// the old entry: frameworks that declined it may be offered it again
+    /// before their filters would have expired.
+    fn readd_to_allocator(&mut self, agent_id: &AgentId) {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return;
+        };
+        let offers = agent.offers.iter().filter_map(|id| self.offers.get(id)).map(|o| Used {
+            framework_id: o.framework_id.clone(),
+            agent_id: agent_id.clone(),
+            role: o.role.clone(),
+            resources: o.resources.clone(),
+        });
+        let tasks = agent
+            .tasks
+            .iter()
+            .filter_map(|(f, t)| self.frameworks.get(f).and_then(|f| f.tasks.get(t)))
+            .filter(|t| !t.resources_recovered)
+            .map(|t| Used {
+                framework_id: t.framework_id.clone(),
+                agent_id: agent_id.clone(),
+                role: t.role.clone(),
+                resources: t.info.resources.clone(),
+            });
+        let used: Vec<Used> = offers.chain(tasks).collect();
+        self.allocator.remove_agent(agent_id);
+        self.allocator.add_agent(agent_id, &agent.info.resources, &used);
+        self.allocator.set_agent_attributes(agent_id, &agent.info.attributes);
+        if agent.status != AgentStatus::Active {
+            self.allocator.set_agent_active(agent_id, false);
+        }
+    }
+
     fn update_weights(&mut self, weights: &[(String, f64)]) -> Result<(), MasterError> {
         for (i, (role, weight)) in weights.iter().enumerate() {
             let invalid = |field: &str, reason: String| MasterError::InvalidWeight {
@@ -1801,6 +1901,68 @@ impl Master {
         }
         Ok(())
     }
+}
+
+/// The one role `resources` are all reserved for: RESERVE and UNRESERVE
+/// name reserved resources, as in Mesos, one role per operation.
+fn reservation_role(resources: &Resources) -> Result<String, ReservationError> {
+    let mut roles = BTreeSet::new();
+    for key in keys(resources) {
+        match key.role() {
+            Some(role) => roles.insert(role.to_owned()),
+            None => return Err(ReservationError::NoRole(key.to_string())),
+        };
+    }
+    if roles.len() > 1 {
+        return Err(ReservationError::SeveralRoles(roles.into_iter().collect()));
+    }
+    let role = roles.pop_first().ok_or(ReservationError::Empty)?;
+    validate_role(&role).map_err(ReservationError::InvalidRole)?;
+    Ok(role)
+}
+
+/// Whether an UNRESERVE names only the agent's dynamic reservations (its
+/// static ones, from its own resources, cannot be unreserved).
+fn check_dynamic(agent: &Agent, resources: &Resources) -> Result<(), ReservationError> {
+    if agent.reserved.contains(resources) {
+        return Ok(());
+    }
+    let named = keys(resources);
+    let dynamic = agent.reserved.filter(|k| named.contains(k));
+    let static_ = agent
+        .info
+        .resources
+        .saturating_sub(&agent.reserved)
+        .filter(|k| k.reservation.is_some() && named.contains(k));
+    if dynamic.is_empty() && !static_.is_empty() {
+        return Err(ReservationError::StaticReservation(static_));
+    }
+    Err(ReservationError::NotDynamicallyReserved {
+        requested: Box::new(resources.clone()),
+        reserved: Box::new(agent.reserved.clone()),
+    })
+}
+
+/// What a RESERVE (`reserve`) or UNRESERVE of `resources` (reserved ones)
+/// turns into what: `(from, to)`.
+fn reservation_change(resources: &Resources, reserve: bool) -> (Resources, Resources) {
+    let unreserved = resources.with_reservation(None);
+    if reserve {
+        (unreserved, resources.clone())
+    } else {
+        (resources.clone(), unreserved)
+    }
+}
+
+/// Every key (name and reservation) `resources` holds.
+fn keys(resources: &Resources) -> BTreeSet<ResourceKey> {
+    resources
+        .scalars()
+        .map(|(k, _)| k)
+        .chain(resources.ranges().map(|(k, _)| k))
+        .chain(resources.sets().map(|(k, _)| k))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use agora_proto::{
 };
 use agora_proto::{QuotaLimit, quota_limit_to_wire};
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Whether an agent can be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -188,6 +189,9 @@ pub struct RoleView {
     pub quota: Option<QuotaLimit>,
     /// Its quota guarantee, when it has one.
     pub guarantee: Option<QuotaLimit>,
+    /// Resources reserved for it on agents that are not unreachable, static
+    /// and dynamic.
+    pub reserved: Resources,
 }
 
 impl From<RoleView> for pb::RoleInfo {
@@ -200,6 +204,7 @@ impl From<RoleView> for pb::RoleInfo {
             frameworks: r.frameworks.into_iter().map(Into::into).collect(),
             quota: r.quota.as_ref().map(quota_limit_to_wire).unwrap_or_default(),
             guarantee: r.guarantee.as_ref().map(quota_limit_to_wire).unwrap_or_default(),
+            reserved: (&r.reserved).into(),
         }
     }
 }
@@ -231,18 +236,40 @@ impl Master {
         self.allocator.active_filters(now)
     }
 
-    /// Every role the allocator knows, by name, with the frameworks holding it.
+    /// The roles in use, by name, as Mesos lists them: held by a framework,
+    /// allocated to, reserved for on an agent, or given a weight, a quota
+    /// limit or a guarantee. A role the allocator still knows of but that
+    /// has none of these (its frameworks and resources are gone) is left out.
     pub fn roles(&self) -> Vec<RoleView> {
-        self.allocator
+        let mut reserved: BTreeMap<String, Resources> = BTreeMap::new();
+        for agent in self.agents.values().filter(|a| a.status != AgentStatus::Unreachable) {
+            let roles: BTreeSet<&str> = agent
+                .info
+                .resources
+                .scalars()
+                .map(|(k, _)| k)
+                .chain(agent.info.resources.ranges().map(|(k, _)| k))
+                .chain(agent.info.resources.sets().map(|(k, _)| k))
+                .filter_map(|k| k.role())
+                .collect();
+            for role in roles {
+                *reserved.entry(role.to_owned()).or_default() += agent.info.resources.reserved(role);
+            }
+        }
+        let holders = |role: &str| -> Vec<FrameworkId> {
+            self.frameworks
+                .iter()
+                .filter(|(_, f)| f.info.roles.iter().any(|r| r == role))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let mut views: Vec<RoleView> = self
+            .allocator
             .roles()
             .into_iter()
             .map(|r| RoleView {
-                frameworks: self
-                    .frameworks
-                    .iter()
-                    .filter(|(_, f)| f.info.roles.contains(&r.role))
-                    .map(|(id, _)| id.clone())
-                    .collect(),
+                frameworks: holders(&r.role),
+                reserved: reserved.remove(&r.role).unwrap_or_default(),
                 role: r.role,
                 weight: r.weight,
                 allocated: r.allocated,
@@ -250,7 +277,30 @@ impl Master {
                 quota: r.quota,
                 guarantee: r.guarantee,
             })
-            .collect()
+            .filter(|r| {
+                !r.frameworks.is_empty()
+                    || !r.allocated.is_empty()
+                    || !r.reserved.is_empty()
+                    || r.quota.is_some()
+                    || r.guarantee.is_some()
+                    || self.config.drf.weights.contains_key(&r.role)
+            })
+            .collect();
+        // Roles only reserved for have never been seen by the allocator.
+        for (role, reserved) in reserved {
+            views.push(RoleView {
+                frameworks: holders(&role),
+                weight: self.config.drf.weights.get(&role).copied().unwrap_or(1.0),
+                allocated: Resources::new(),
+                dominant_share: 0.0,
+                quota: None,
+                guarantee: None,
+                reserved,
+                role,
+            });
+        }
+        views.sort_by(|a, b| a.role.cmp(&b.role));
+        views
     }
 
     /// A snapshot of the cluster.

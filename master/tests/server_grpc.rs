@@ -583,7 +583,8 @@ async fn quota_updates_and_roles_read_back_over_grpc() {
         .await
         .expect("removal");
 
-    // An empty limit removes the quota.
+    // An empty limit removes the quota; `web`, with no framework, weight,
+    // allocation or reservation either, is then no longer listed.
     operator
         .update_quota(pb::UpdateQuotaRequest {
             quotas: vec![quota("web", vec![])],
@@ -592,10 +593,7 @@ async fn quota_updates_and_roles_read_back_over_grpc() {
         .expect("removal");
     assert_eq!(
         quotas(&mut operator).await,
-        vec![
-            ("batch".to_owned(), vec![scalar("gpus", 0.0)]),
-            ("web".to_owned(), vec![]),
-        ]
+        vec![("batch".to_owned(), vec![scalar("gpus", 0.0)])]
     );
     server.stop().await.expect("clean stop");
 }
@@ -615,4 +613,101 @@ async fn quotas(
         .filter(|r| r.role != "gold")
         .map(|r| (r.role, r.quota))
         .collect()
+}
+
+#[tokio::test]
+async fn operator_reservations_rescind_offers_and_errors_say_why() {
+    let server = TestServer::start().await;
+    let mut framework = Framework::subscribe(&server, framework_info("fw")).await;
+    let mut agent = Agent::attach(&server).await;
+    let agent_id = agent.register(agent_info("host-1")).await;
+    let offer = framework.offers().await.remove(0);
+    let mut operator = server.operator().await;
+    let reserved = |name: &str, value: f64| pb::Resource {
+        reservation: "ads".to_owned(),
+        ..scalar(name, value)
+    };
+
+    // The whole agent is offered: reserving rescinds that offer first.
+    operator
+        .reserve_resources(pb::ReserveResourcesRequest {
+            agent_id: Some(agent_id.clone()),
+            resources: vec![reserved("cpus", 2.0), reserved("mem", 512.0)],
+        })
+        .await
+        .expect("reserve");
+    match framework.next().await {
+        Event::Rescind(r) => assert_eq!(r.offer_id, offer.id),
+        other => panic!("expected RESCIND, got {other:?}"),
+    }
+    // The `*` framework is offered only what is left unreserved.
+    let offers = framework.offers().await;
+    assert_eq!(offers[0].resources, vec![scalar("cpus", 2.0), scalar("mem", 512.0)]);
+    let state = server.state().await;
+    assert!(state.agents[0].total.contains(&reserved("cpus", 2.0)), "{state:?}");
+    let roles = operator
+        .get_roles(pb::GetRolesRequest {})
+        .await
+        .expect("roles")
+        .into_inner()
+        .roles;
+    let ads = roles
+        .iter()
+        .find(|r| r.role == "ads")
+        .expect("a reserved role is listed");
+    assert_eq!(ads.reserved, vec![reserved("cpus", 2.0), reserved("mem", 512.0)]);
+
+    let refused = operator
+        .reserve_resources(pb::ReserveResourcesRequest {
+            agent_id: Some(agent_id.clone()),
+            resources: vec![reserved("cpus", 8.0)],
+        })
+        .await
+        .expect_err("more than the agent has");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused
+            .message()
+            .contains("cpus:8 must be free on the agent (not used by tasks), but only cpus:2 is"),
+        "{}",
+        refused.message()
+    );
+    let refused = operator
+        .unreserve_resources(pb::UnreserveResourcesRequest {
+            agent_id: Some(pb::AgentId {
+                value: "nope".to_owned(),
+            }),
+            resources: vec![reserved("cpus", 1.0)],
+        })
+        .await
+        .expect_err("unknown agent");
+    assert_eq!(refused.code(), Code::NotFound);
+    let refused = operator
+        .reserve_resources(pb::ReserveResourcesRequest {
+            agent_id: None,
+            resources: vec![reserved("cpus", 1.0)],
+        })
+        .await
+        .expect_err("no agent");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("agent_id"), "{}", refused.message());
+    let refused = operator
+        .reserve_resources(pb::ReserveResourcesRequest {
+            agent_id: Some(agent_id.clone()),
+            resources: vec![scalar("cpus", 1.0)],
+        })
+        .await
+        .expect_err("no role");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+
+    operator
+        .unreserve_resources(pb::UnreserveResourcesRequest {
+            agent_id: Some(agent_id.clone()),
+            resources: vec![reserved("cpus", 2.0), reserved("mem", 512.0)],
+        })
+        .await
+        .expect("unreserve");
+    let state = server.state().await;
+    assert_eq!(state.agents[0].total, vec![scalar("cpus", 4.0), scalar("mem", 1024.0)]);
+    server.stop().await.expect("clean stop");
 }

@@ -4,8 +4,9 @@
 
 mod support;
 
+use agora_proto::pb;
 use std::time::Duration;
-use support::{Agent, Framework, TestServer, agent_info, framework_info, http_get, soon};
+use support::{Agent, Framework, TestServer, agent_info, framework_info, http_get, scalar, soon};
 
 #[tokio::test]
 async fn health_is_ok() {
@@ -97,4 +98,74 @@ async fn each_server_has_its_own_metrics() {
     assert!(body.contains("agora_master_subscriptions_total 0"), "{body}");
     busy.stop().await.expect("clean stop");
     idle.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn metrics_show_quota_consumption_and_drop_roles_and_frameworks_that_are_gone() {
+    let server = TestServer::start().await;
+    let mut operator = server.operator().await;
+    operator
+        .update_quota(pb::UpdateQuotaRequest {
+            quotas: vec![pb::RoleQuota {
+                role: "web".to_owned(),
+                limit: vec![scalar("cpus", 3.0), scalar("mem", 2048.0)],
+                guarantee: vec![scalar("cpus", 1.0)],
+            }],
+        })
+        .await
+        .expect("quota");
+    let mut info = framework_info("web-fw");
+    info.roles = vec!["web".to_owned()];
+    let mut framework = Framework::subscribe(&server, info).await;
+    let mut agent = Agent::attach(&server).await;
+    agent.register(agent_info("host-1")).await;
+    // The limit cuts the offer to 3 of the agent's 4 cpus.
+    framework.offers().await;
+
+    let (_, body) = http_get(server.addr, "/metrics").await;
+    let framework_series = format!("framework_id=\"{}\"", framework.id.value);
+    for expected in [
+        "agora_master_role_quota_consumed{role=\"web\",resource=\"cpus\"} 3",
+        "agora_master_role_quota_consumed{role=\"web\",resource=\"mem\"} 1024",
+        "agora_master_role_quota_limit{role=\"web\",resource=\"cpus\"} 3",
+        "agora_master_role_quota_limit{role=\"web\",resource=\"mem\"} 2048",
+        "agora_master_role_quota_guarantee{role=\"web\",resource=\"cpus\"} 1",
+        "agora_master_role_dominant_share{role=\"web\"} 1",
+        "agora_master_role_weight{role=\"web\"} 1",
+        &format!("agora_master_framework_dominant_share{{{framework_series}}} 1"),
+    ] {
+        assert!(body.contains(expected), "{expected:?} missing from\n{body}");
+    }
+    assert!(
+        !body.contains("agora_master_role_quota_guarantee{role=\"web\",resource=\"mem\"}"),
+        "mem has no guarantee:\n{body}"
+    );
+
+    // The framework leaves and the quota is removed: the role is no longer
+    // in use, and its series and the framework's go at the next scrape.
+    server
+        .scheduler()
+        .await
+        .teardown(pb::TeardownRequest {
+            framework_id: Some(framework.id.clone()),
+        })
+        .await
+        .expect("teardown");
+    operator
+        .update_quota(pb::UpdateQuotaRequest {
+            quotas: vec![pb::RoleQuota {
+                role: "web".to_owned(),
+                limit: vec![],
+                guarantee: vec![],
+            }],
+        })
+        .await
+        .expect("quota removed");
+    let (_, body) = http_get(server.addr, "/metrics").await;
+    assert!(!body.contains("role=\"web\""), "{body}");
+    assert!(!body.contains(&framework_series), "{body}");
+    // Series still in use stay.
+    assert!(body.contains("agora_master_agents{status=\"active\"} 1"), "{body}");
+    assert!(body.contains("agora_master_frameworks_removed_total 1"), "{body}");
+    server.stop().await.expect("clean stop");
 }

@@ -9,6 +9,7 @@ pub(crate) mod local;
 pub(crate) mod logs;
 pub(crate) mod master;
 pub(crate) mod ps;
+pub(crate) mod reserve;
 pub(crate) mod run;
 
 /// `--master`, shared by every command that talks to a master.

@@ -41,6 +41,16 @@ enum Step {
         f: u8,
         o: u8,
     },
+    /// An operator reserves `cpus:1;mem:128` (`size` times) on agent `a` for
+    /// `ads` (held by every other framework) or `web` (held by none).
+    OperatorReserve {
+        a: u8,
+        ads: bool,
+        size: u8,
+    },
+    /// An operator unreserves one of agent `a`'s dynamic reservations, or
+    /// (when it has none) something it does not hold.
+    OperatorUnreserve(u8),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -59,6 +69,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<u8>().prop_map(Step::Revive),
         3 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(f, o, launch)| Step::Reserve { f, o, launch }),
         3 => (any::<u8>(), any::<u8>()).prop_map(|(f, o)| Step::Unreserve { f, o }),
+        2 => (any::<u8>(), any::<bool>(), 1u8..4).prop_map(|(a, ads, size)| Step::OperatorReserve { a, ads, size }),
+        2 => any::<u8>().prop_map(Step::OperatorUnreserve),
     ]
 }
 
@@ -106,6 +118,15 @@ impl World {
     fn collect_offers(&mut self) {
         for (conn, id, _) in self.frameworks.clone() {
             let new = self.h.offers(conn);
+            for offer in &new {
+                let foreign = offer.resources.filter(|k| k.role().is_some_and(|r| r != offer.role));
+                assert!(
+                    foreign.is_empty(),
+                    "offer {} to role {} holds {foreign}, reserved for another role",
+                    offer.id,
+                    offer.role
+                );
+            }
             self.offers.entry(id).or_default().extend(new);
         }
         for out in self.h.take() {
@@ -147,6 +168,31 @@ impl World {
             .expect("accept from a subscribed framework");
         if let Some(list) = self.offers.get_mut(framework_id) {
             list.retain(|x| x.id != offer.id);
+        }
+    }
+
+    /// Feeds an operator's reservation call; a refused one must change
+    /// nothing (the harness checks the books either way).
+    fn operator(&mut self, input: Input) {
+        let snapshot = |m: &Master| {
+            let agents: Vec<(Resources, Resources)> = m
+                .agents
+                .values()
+                .map(|a| (a.info.resources.clone(), a.reserved.clone()))
+                .collect();
+            (
+                agents,
+                m.offers.keys().cloned().collect::<Vec<_>>(),
+                m.allocator.cluster_total(),
+            )
+        };
+        let before = snapshot(&self.h.master);
+        if self.h.handle(input).is_err() {
+            assert_eq!(
+                before,
+                snapshot(&self.h.master),
+                "a refused reservation changed the master"
+            );
         }
     }
 
@@ -328,6 +374,28 @@ impl World {
                     reserved
                 };
                 self.accept(&framework_id, &offer, vec![Operation::Unreserve(reserved)]);
+            }
+            Step::OperatorReserve { a, ads, size } => {
+                let Some((_, agent_id, _, _)) = Self::pick(&self.agents, a) else {
+                    return;
+                };
+                let role = if ads { "ads" } else { "web" };
+                let unit = res("cpus:1;mem:128").with_reservation(Some(role));
+                let resources = (0..size).fold(Resources::new(), |acc, _| acc + &unit);
+                self.operator(Input::ReserveResources { agent_id, resources });
+            }
+            Step::OperatorUnreserve(a) => {
+                let Some((_, agent_id, _, _)) = Self::pick(&self.agents, a) else {
+                    return;
+                };
+                let reserved = self.h.master.agents[&agent_id].reserved.clone();
+                // One role's dynamic reservations, or something never reserved.
+                let resources = reserved
+                    .scalars()
+                    .next()
+                    .and_then(|(k, _)| k.role())
+                    .map_or_else(|| res("cpus(ads):1"), |role| reserved.reserved(role));
+                self.operator(Input::UnreserveResources { agent_id, resources });
             }
             Step::Revive(f) => {
                 if let Some((_, id, true)) = Self::pick(&self.frameworks, f) {

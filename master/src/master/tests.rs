@@ -1864,3 +1864,276 @@ fn invalid_reservations_change_nothing_and_are_counted() {
             .any(|m| matches!(m, MasterMessage::RunTask { task, .. } if task.task_id.as_str() == "t1"))
     );
 }
+
+fn reserve(h: &mut Harness, agent_id: &AgentId, spec: &str) -> Result<(), MasterError> {
+    h.handle(Input::ReserveResources {
+        agent_id: agent_id.clone(),
+        resources: res(spec),
+    })
+}
+
+fn unreserve(h: &mut Harness, agent_id: &AgentId, spec: &str) -> Result<(), MasterError> {
+    h.handle(Input::UnreserveResources {
+        agent_id: agent_id.clone(),
+        resources: res(spec),
+    })
+}
+
+/// The reason of a refused operator reservation.
+fn reservation_reason(result: Result<(), MasterError>) -> ReservationError {
+    match result {
+        Err(MasterError::Reservation { reason, .. }) => *reason,
+        other => panic!("expected a refused reservation, got {other:?}"),
+    }
+}
+
+#[test]
+fn operator_reservations_are_offered_only_to_their_role_until_unreserved() {
+    let mut h = Harness::new();
+    let (_, agent_id) = h.add_agent("cpus:4;mem:1024");
+    reserve(&mut h, &agent_id, "cpus(ads):2;mem(ads):512").expect("reserve");
+    assert_eq!(
+        h.master.agents[&agent_id].info.resources,
+        res("cpus:2;mem:512;cpus(ads):2;mem(ads):512")
+    );
+    assert_eq!(
+        h.master.allocator.cluster_total(),
+        res("cpus:2;mem:512;cpus(ads):2;mem(ads):512")
+    );
+
+    // Another role is offered the unreserved part only.
+    let (web_conn, web) = role_framework(&mut h, "web");
+    h.advance(Duration::from_millis(100));
+    let web_offers = h.offers(web_conn);
+    assert_eq!(web_offers.len(), 1);
+    assert_eq!(web_offers[0].resources, res("cpus:2;mem:512"));
+    h.call(&web, Call::Suppress { roles: vec![] }).expect("suppress");
+
+    // The role gets its reservation.
+    let (ads_conn, _) = role_framework(&mut h, "ads");
+    h.advance(Duration::from_millis(100));
+    let ads_offers = h.offers(ads_conn);
+    assert_eq!(ads_offers.len(), 1);
+    assert_eq!(ads_offers[0].resources, res("cpus(ads):2;mem(ads):512"));
+    let roles = h.master.roles();
+    let ads_role = roles.iter().find(|r| r.role == "ads").expect("ads listed");
+    assert_eq!(ads_role.reserved, res("cpus(ads):2;mem(ads):512"));
+
+    // Unreserving part of it rescinds the offer holding it; the rest is
+    // offered again to `ads`, and the unreserved part goes to whoever asks.
+    unreserve(&mut h, &agent_id, "cpus(ads):1;mem(ads):256").expect("unreserve");
+    assert_eq!(rescinds(&mut h, ads_conn), vec![ads_offers[0].id.clone()]);
+    assert_eq!(
+        h.master.agents[&agent_id].info.resources,
+        res("cpus:3;mem:768;cpus(ads):1;mem(ads):256")
+    );
+    assert_eq!(h.master.agents[&agent_id].reserved, res("cpus(ads):1;mem(ads):256"));
+    h.advance(Duration::from_millis(100));
+    let ads_offers = h.offers(ads_conn);
+    assert_eq!(ads_offers.len(), 1);
+    assert_eq!(ads_offers[0].resources, res("cpus(ads):1;mem(ads):256;cpus:1;mem:256"));
+}
+
+#[test]
+fn operator_reservation_rescinds_offers_only_as_far_as_needed() {
+    let mut h = Harness::new();
+    let (_, agent_id) = h.add_agent("cpus:4;mem:1024");
+    let (web_conn, web) = role_framework(&mut h, "web");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(web_conn).remove(0);
+    // A task holds 1 cpu; the other 3 are offered back in a new offer.
+    h.call(
+        &web,
+        accept(
+            &offer,
+            vec![Operation::Launch(vec![task("t1", &agent_id, "cpus:1;mem:128")])],
+        ),
+    )
+    .expect("launch");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(web_conn).remove(0);
+    assert_eq!(offer.resources, res("cpus:3;mem:896"));
+    let rescinded_before = h.master.stats().offers_rescinded;
+
+    // More than free plus offered: refused, and the offer is left alone.
+    let reason = reservation_reason(reserve(&mut h, &agent_id, "cpus(ads):4"));
+    assert_eq!(
+        reason,
+        ReservationError::NotAvailable {
+            needed: Box::new(res("cpus:4")),
+            available: Box::new(res("cpus:3")),
+        }
+    );
+    assert!(rescinds(&mut h, web_conn).is_empty());
+    assert!(h.master.offers.contains_key(&offer.id));
+    assert_eq!(h.master.agents[&agent_id].info.resources, res("cpus:4;mem:1024"));
+
+    // What the offer holds can be reserved: the offer is rescinded first.
+    reserve(&mut h, &agent_id, "cpus(ads):2;mem(ads):512").expect("reserve");
+    assert_eq!(rescinds(&mut h, web_conn), vec![offer.id.clone()]);
+    assert_eq!(h.master.stats().offers_rescinded, rescinded_before + 1);
+    assert_eq!(
+        h.master.agents[&agent_id].info.resources,
+        res("cpus:2;mem:512;cpus(ads):2;mem(ads):512")
+    );
+    // The web role gets what is left unreserved, not the reservation.
+    h.advance(Duration::from_millis(100));
+    let offers = h.offers(web_conn);
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].resources, res("cpus:1;mem:384"));
+
+    // Free resources need no rescind.
+    h.call(
+        &web,
+        Call::Decline {
+            offer_ids: vec![offers[0].id.clone()],
+            filters: Filters::refuse(Duration::from_secs(60)),
+        },
+    )
+    .expect("decline");
+    let rescinded_before = h.master.stats().offers_rescinded;
+    reserve(&mut h, &agent_id, "cpus(ads):1").expect("reserve the declined cpu");
+    assert_eq!(h.master.stats().offers_rescinded, rescinded_before);
+}
+
+#[test]
+fn operator_reservations_of_a_disconnected_agent_survive_its_return() {
+    let mut h = Harness::new();
+    let (agent_conn, agent_id) = h.add_agent("cpus:4;mem:1024");
+    h.handle(Input::AgentDisconnected { conn: agent_conn })
+        .expect("disconnect");
+    reserve(&mut h, &agent_id, "cpus(ads):1").expect("a disconnected agent can be reserved on");
+    // Still inactive in the allocator: nothing is offered.
+    let (ads_conn, _) = role_framework(&mut h, "ads");
+    h.advance(Duration::from_millis(100));
+    assert!(h.offers(ads_conn).is_empty());
+    h.register_agent(ConnectionId(77), "cpus:4;mem:1024", Some(agent_id.clone()), vec![]);
+    h.advance(Duration::from_millis(100));
+    let offers = h.offers(ads_conn);
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].resources, res("cpus:3;mem:1024;cpus(ads):1"));
+}
+
+#[test]
+fn operator_reservation_errors_say_what_is_wrong_and_change_nothing() {
+    let mut h = Harness::new();
+    let (_, agent_id) = h.add_agent("cpus:4;mem:1024;cpus(web):1");
+    let (web_conn, web) = role_framework(&mut h, "web");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(web_conn).remove(0);
+    h.call(&web, launch(&offer, vec![task("t1", &agent_id, "cpus:3;mem:128")]))
+        .expect("launch");
+    reserve(&mut h, &agent_id, "cpus(ads):1").expect("the last free cpu");
+    let before = (
+        h.master.agents[&agent_id].info.resources.clone(),
+        h.master.agents[&agent_id].reserved.clone(),
+        h.master.allocator.cluster_total(),
+        h.master.offers.keys().cloned().collect::<Vec<_>>(),
+        h.master.stats().clone(),
+    );
+    h.take();
+
+    let unknown = AgentId::new("nope").expect("valid id");
+    assert_eq!(
+        reserve(&mut h, &unknown, "cpus(ads):1"),
+        Err(MasterError::UnknownAgent(unknown.clone()))
+    );
+    assert_eq!(
+        reservation_reason(reserve(&mut h, &agent_id, "cpus:1")),
+        ReservationError::NoRole("cpus".to_owned())
+    );
+    assert_eq!(
+        reservation_reason(h.handle(Input::ReserveResources {
+            agent_id: agent_id.clone(),
+            resources: Resources::new(),
+        })),
+        ReservationError::Empty
+    );
+    assert_eq!(
+        reservation_reason(reserve(&mut h, &agent_id, "cpus(ads):1;mem(web):1")),
+        ReservationError::SeveralRoles(vec!["ads".to_owned(), "web".to_owned()])
+    );
+    assert!(matches!(
+        reservation_reason(reserve(&mut h, &agent_id, "cpus(-x):1")),
+        ReservationError::InvalidRole(_)
+    ));
+    // Tasks hold the other cpus.
+    let err = reserve(&mut h, &agent_id, "cpus(ads):1").expect_err("no cpu left");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot reserve cpus(ads):1 on agent {agent_id}: cpus:1 must be free on the agent \
+             (not used by tasks), but none of it is"
+        )
+    );
+    // Static reservations stay; only what was reserved can be unreserved.
+    assert_eq!(
+        reservation_reason(unreserve(&mut h, &agent_id, "cpus(web):1")),
+        ReservationError::StaticReservation(res("cpus(web):1"))
+    );
+    assert_eq!(
+        reservation_reason(unreserve(&mut h, &agent_id, "cpus(ads):2")),
+        ReservationError::NotDynamicallyReserved {
+            requested: Box::new(res("cpus(ads):2")),
+            reserved: Box::new(res("cpus(ads):1")),
+        }
+    );
+    assert_eq!(
+        reservation_reason(unreserve(&mut h, &agent_id, "mem(ads):1")),
+        ReservationError::NotDynamicallyReserved {
+            requested: Box::new(res("mem(ads):1")),
+            reserved: Box::new(res("cpus(ads):1")),
+        }
+    );
+    let after = (
+        h.master.agents[&agent_id].info.resources.clone(),
+        h.master.agents[&agent_id].reserved.clone(),
+        h.master.allocator.cluster_total(),
+        h.master.offers.keys().cloned().collect::<Vec<_>>(),
+        h.master.stats().clone(),
+    );
+    assert_eq!(before, after);
+    assert!(h.take().is_empty(), "a refused call sends nothing");
+
+    // An unreachable agent cannot be changed.
+    h.advance(Duration::from_secs(10 * 60));
+    assert_eq!(h.master.agents[&agent_id].status, AgentStatus::Unreachable);
+    assert_eq!(
+        reservation_reason(unreserve(&mut h, &agent_id, "cpus(ads):1")),
+        ReservationError::AgentUnreachable
+    );
+}
+
+#[test]
+fn roles_without_frameworks_allocations_reservations_weight_or_quota_are_not_listed() {
+    let mut h = Harness::new();
+    let (_, agent_id) = h.add_agent("cpus:4;mem:1024;cpus(static):1");
+    let (conn, batch) = role_framework(&mut h, "batch");
+    h.advance(Duration::from_millis(100));
+    let offer = h.offers(conn).remove(0);
+    h.call(&batch, launch(&offer, vec![task("t1", &agent_id, "cpus:1;mem:64")]))
+        .expect("launch");
+    h.handle(Input::UpdateWeights(vec![("heavy".to_owned(), 2.0)]))
+        .expect("weight");
+    h.handle(Input::UpdateQuota(vec![(
+        "capped".to_owned(),
+        RoleQuota {
+            limit: Some([("cpus".to_owned(), agora_proto::Scalar::from_f64(1.0).expect("scalar"))].into()),
+            guarantee: None,
+        },
+    )]))
+    .expect("quota");
+    reserve(&mut h, &agent_id, "mem(reserved):64").expect("reserve");
+    let names = |h: &Harness| h.master.roles().into_iter().map(|r| r.role).collect::<Vec<_>>();
+    assert_eq!(names(&h), ["batch", "capped", "heavy", "reserved", "static"]);
+
+    // The framework leaves, and its task's resources come back.
+    h.call(&batch, Call::Teardown).expect("teardown");
+    assert_eq!(names(&h), ["capped", "heavy", "reserved", "static"]);
+    // Quota removed, reservation given back: only the weight and the
+    // static reservation keep a role listed.
+    h.handle(Input::UpdateQuota(vec![("capped".to_owned(), RoleQuota::default())]))
+        .expect("quota removed");
+    unreserve(&mut h, &agent_id, "mem(reserved):64").expect("unreserve");
+    assert_eq!(names(&h), ["heavy", "static"]);
+}

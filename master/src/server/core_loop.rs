@@ -19,8 +19,8 @@ use super::cluster_events::ClusterEvents;
 use super::metrics::Metrics;
 use crate::{ClusterState, ConnectionId, Input, Master, MasterError, Output, RoleView};
 use agora_proto::{
-    AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, RoleQuota, SandboxFile,
-    TaskId, Timestamp, pb,
+    AgentId, AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, Resources,
+    RoleQuota, SandboxFile, TaskId, Timestamp, pb,
 };
 use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;
@@ -265,6 +265,32 @@ impl CoreHandle {
     ) -> Result<Result<(), MasterError>, CoreGone> {
         self.ask(|reply| Command::Input {
             input: Input::UpdateQuota(quotas),
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Reserves resources on an agent on behalf of an operator.
+    pub(crate) async fn reserve_resources(
+        &self,
+        agent_id: AgentId,
+        resources: Resources,
+    ) -> Result<Result<(), MasterError>, CoreGone> {
+        self.ask(|reply| Command::Input {
+            input: Input::ReserveResources { agent_id, resources },
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Gives dynamic reservations back on behalf of an operator.
+    pub(crate) async fn unreserve_resources(
+        &self,
+        agent_id: AgentId,
+        resources: Resources,
+    ) -> Result<Result<(), MasterError>, CoreGone> {
+        self.ask(|reply| Command::Input {
+            input: Input::UnreserveResources { agent_id, resources },
             reply: Some(reply),
         })
         .await

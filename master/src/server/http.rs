@@ -9,6 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use tokio::sync::Mutex;
 
 /// The content type of the Prometheus text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -17,6 +19,10 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 struct Http {
     core: CoreHandle,
     prometheus: PrometheusHandle,
+    /// Held from a scrape's refresh to its render: a render drops the gauges
+    /// not set since the previous one (`server/metrics.rs`), so two scrapes
+    /// must not interleave.
+    scrape: Arc<Mutex<()>>,
 }
 
 /// The HTTP routes.
@@ -25,7 +31,11 @@ pub(crate) fn router(core: CoreHandle, prometheus: PrometheusHandle) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/state", get(state))
-        .with_state(Http { core, prometheus })
+        .with_state(Http {
+            core,
+            prometheus,
+            scrape: Arc::new(Mutex::new(())),
+        })
 }
 
 fn unavailable() -> Response {
@@ -42,6 +52,7 @@ async fn health(State(http): State<Http>) -> Response {
 }
 
 async fn metrics(State(http): State<Http>) -> Response {
+    let _scrape = http.scrape.lock().await;
     if http.core.refresh_metrics().await.is_err() {
         return unavailable();
     }

@@ -18,16 +18,27 @@
 //! | `agora_master_role_dominant_share{role}` | gauge | each role's dominant share, before weighting |
 //! | `agora_master_role_weight{role}` | gauge | each role's weight |
 //! | `agora_master_framework_dominant_share{framework_id}` | gauge | each framework's dominant share |
+//! | `agora_master_role_quota_consumed{role,resource}` | gauge | what a role with a quota holds (offered or used, reservations included) of each resource its limit or guarantee names |
+//! | `agora_master_role_quota_limit{role,resource}` | gauge | each entry of a role's quota limit |
+//! | `agora_master_role_quota_guarantee{role,resource}` | gauge | each entry of a role's quota guarantee |
 //!
 //! Offers made, declined and rescinded are `Stats` counters
-//! (`agora_master_offers_{made,declined,rescinded}_total`). A role or
-//! framework that disappears keeps its series, set to 0 (the exporter has no
-//! way to drop one).
+//! (`agora_master_offers_{made,declined,rescinded}_total`). Per-role series
+//! follow `GetRoles` (roles in use), per-framework ones the frameworks the
+//! master knows.
+//!
+//! Series of roles and frameworks that are gone are removed: every gauge in
+//! use is set on each refresh, and the recorder drops a gauge that was not
+//! set since the previous render (an idle timeout of zero). That needs each
+//! render to follow its own refresh: the HTTP handler holds a lock across
+//! both (`server/http.rs`). Per-role and per-framework gauges are looked up
+//! on every refresh rather than kept, so a handle never outlives its series.
 
-use crate::{AgentStatus, Master};
-use agora_proto::Timestamp;
+use crate::{AgentStatus, Master, RoleView};
+use agora_proto::{QuotaLimit, Timestamp};
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_util::MetricKindMask;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
@@ -42,6 +53,26 @@ const ALLOCATION_BUCKETS: [f64; 12] = [
 /// they are folded into the buckets every so many samples instead.
 const UPKEEP_EVERY: u32 = 256;
 
+/// Quota consumption of one role: for each resource its limit or guarantee
+/// names, what it holds, and the limit and guarantee themselves. Runs under
+/// the server's local recorder.
+fn refresh_quota(role: &RoleView) {
+    let empty = QuotaLimit::new();
+    let limit = role.quota.as_ref().unwrap_or(&empty);
+    let guarantee = role.guarantee.as_ref().unwrap_or(&empty);
+    let names: BTreeSet<&String> = limit.keys().chain(guarantee.keys()).collect();
+    for name in names {
+        let labels = [("role", role.role.clone()), ("resource", name.clone())];
+        metrics::gauge!("agora_master_role_quota_consumed", &labels).set(role.allocated.scalar(name).as_f64());
+        if let Some(value) = limit.get(name) {
+            metrics::gauge!("agora_master_role_quota_limit", &labels).set(value.as_f64());
+        }
+        if let Some(value) = guarantee.get(name) {
+            metrics::gauge!("agora_master_role_quota_guarantee", &labels).set(value.as_f64());
+        }
+    }
+}
+
 /// The recorder and the handles the core loop updates.
 pub(crate) struct Metrics {
     recorder: PrometheusRecorder,
@@ -52,10 +83,6 @@ pub(crate) struct Metrics {
     tasks: Gauge,
     outstanding_offers: Gauge,
     active_filters: Gauge,
-    /// Per-role dominant share and weight gauges, by role, made when first seen.
-    roles: BTreeMap<String, (Gauge, Gauge)>,
-    /// Per-framework dominant share gauges, by framework id, made when first seen.
-    frameworks: BTreeMap<String, Gauge>,
     /// One counter per field of `Stats`, made when first seen.
     counters: BTreeMap<String, Counter>,
     samples_since_upkeep: u32,
@@ -73,6 +100,9 @@ impl Metrics {
     pub(crate) fn new() -> Result<Self, BuildError> {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(ALLOCATION_CYCLE.to_owned()), &ALLOCATION_BUCKETS)?
+            // Gauges not set since the last render belong to departed roles
+            // and frameworks (see the module documentation).
+            .idle_timeout(MetricKindMask::GAUGE, Some(Duration::ZERO))
             .build_recorder();
         let (allocation_cycle, agents, frameworks, tasks, outstanding_offers, active_filters) =
             metrics::with_local_recorder(&recorder, || {
@@ -94,6 +124,15 @@ impl Metrics {
                 metrics::describe_gauge!(
                     "agora_master_framework_dominant_share",
                     "Each framework's dominant share of the cluster"
+                );
+                metrics::describe_gauge!(
+                    "agora_master_role_quota_consumed",
+                    "What a role with a quota holds (offered or used) of each resource its quota names"
+                );
+                metrics::describe_gauge!("agora_master_role_quota_limit", "Each entry of a role's quota limit");
+                metrics::describe_gauge!(
+                    "agora_master_role_quota_guarantee",
+                    "Each entry of a role's quota guarantee"
                 );
                 let agent = |status: AgentStatus| {
                     let label = match status {
@@ -129,8 +168,6 @@ impl Metrics {
             tasks,
             outstanding_offers,
             active_filters,
-            roles: BTreeMap::new(),
-            frameworks: BTreeMap::new(),
             counters: BTreeMap::new(),
             samples_since_upkeep: 0,
         })
@@ -170,45 +207,23 @@ impl Metrics {
         self.refresh_shares(master, &state);
     }
 
-    /// Per-role and per-framework gauges; those no longer known drop to 0.
-    fn refresh_shares(&mut self, master: &Master, state: &crate::ClusterState) {
-        let recorder = &self.recorder;
-        let mut seen = BTreeSet::new();
-        for role in master.roles() {
-            let (share, weight) = self.roles.entry(role.role.clone()).or_insert_with_key(|name| {
-                metrics::with_local_recorder(recorder, || {
-                    (
-                        metrics::gauge!("agora_master_role_dominant_share", "role" => name.clone()),
-                        metrics::gauge!("agora_master_role_weight", "role" => name.clone()),
-                    )
-                })
-            });
-            share.set(role.dominant_share);
-            weight.set(role.weight);
-            seen.insert(role.role);
-        }
-        for (name, (share, _)) in &self.roles {
-            if !seen.contains(name) {
-                share.set(0.0);
+    /// Per-role and per-framework gauges, looked up afresh: those of roles
+    /// and frameworks no longer there are not set, and the next render drops
+    /// them.
+    fn refresh_shares(&self, master: &Master, state: &crate::ClusterState) {
+        metrics::with_local_recorder(&self.recorder, || {
+            for role in master.roles() {
+                let name = role.role.clone();
+                metrics::gauge!("agora_master_role_dominant_share", "role" => name.clone()).set(role.dominant_share);
+                metrics::gauge!("agora_master_role_weight", "role" => name).set(role.weight);
+                refresh_quota(&role);
             }
-        }
-        seen.clear();
-        for framework in &state.frameworks {
-            let id = framework.id.to_string();
-            let gauge = self.frameworks.entry(id.clone()).or_insert_with_key(|id| {
-                metrics::with_local_recorder(
-                    recorder,
-                    || metrics::gauge!("agora_master_framework_dominant_share", "framework_id" => id.clone()),
-                )
-            });
-            gauge.set(framework.dominant_share);
-            seen.insert(id);
-        }
-        for (id, gauge) in &self.frameworks {
-            if !seen.contains(id) {
-                gauge.set(0.0);
+            for framework in &state.frameworks {
+                let id = framework.id.to_string();
+                metrics::gauge!("agora_master_framework_dominant_share", "framework_id" => id)
+                    .set(framework.dominant_share);
             }
-        }
+        });
     }
 
     /// Exports every field of `Stats` by name, so that a counter added to the

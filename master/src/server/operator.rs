@@ -3,7 +3,9 @@
 
 use super::core_loop::CoreHandle;
 use super::status::{ServiceError, answer};
-use agora_proto::{FrameworkId, ProtoError, SandboxFile, TaskId, pb, role_quotas_from_wire, role_weights_from_wire};
+use agora_proto::{
+    AgentId, FrameworkId, ProtoError, Resources, SandboxFile, TaskId, pb, role_quotas_from_wire, role_weights_from_wire,
+};
 use std::pin::Pin;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -41,6 +43,14 @@ fn optional_framework_id(value: Option<pb::FrameworkId>) -> Result<Option<Framew
         .map(FrameworkId::try_from)
         .transpose()
         .map_err(|e| ServiceError::from(e.within("framework_id")).into())
+}
+
+/// The agent and resources of a reservation request.
+fn reservation(agent_id: Option<pb::AgentId>, resources: Vec<pb::Resource>) -> Result<(AgentId, Resources), Status> {
+    let agent_id: AgentId = required_id(agent_id, "agent_id")?;
+    let resources =
+        Resources::try_from(resources).map_err(|e| ServiceError::from(ProtoError::resources("resources", e)))?;
+    Ok((agent_id, resources))
 }
 
 /// The stream of cluster events of one watcher.
@@ -100,6 +110,26 @@ impl pb::operator_server::Operator for OperatorService {
         let quotas = role_quotas_from_wire(request.into_inner().quotas).map_err(ServiceError::from)?;
         answer(self.core.update_quota(quotas).await)?;
         Ok(Response::new(pb::UpdateQuotaResponse {}))
+    }
+
+    async fn reserve_resources(
+        &self,
+        request: Request<pb::ReserveResourcesRequest>,
+    ) -> Result<Response<pb::ReserveResourcesResponse>, Status> {
+        let request = request.into_inner();
+        let (agent_id, resources) = reservation(request.agent_id, request.resources)?;
+        answer(self.core.reserve_resources(agent_id, resources).await)?;
+        Ok(Response::new(pb::ReserveResourcesResponse {}))
+    }
+
+    async fn unreserve_resources(
+        &self,
+        request: Request<pb::UnreserveResourcesRequest>,
+    ) -> Result<Response<pb::UnreserveResourcesResponse>, Status> {
+        let request = request.into_inner();
+        let (agent_id, resources) = reservation(request.agent_id, request.resources)?;
+        answer(self.core.unreserve_resources(agent_id, resources).await)?;
+        Ok(Response::new(pb::UnreserveResourcesResponse {}))
     }
 
     async fn get_roles(

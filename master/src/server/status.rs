@@ -1,7 +1,7 @@
 //! The one place where errors become gRPC statuses.
 
 use super::core_loop::CoreGone;
-use crate::MasterError;
+use crate::{MasterError, ReservationError};
 use agora_proto::ProtoError;
 use tonic::Status;
 
@@ -42,6 +42,17 @@ impl From<ServiceError> for Status {
                 | MasterError::InvalidUpdate { .. }
                 | MasterError::InvalidWeight { .. }
                 | MasterError::InvalidQuota { .. } => Self::invalid_argument(message),
+                MasterError::Reservation { reason, .. } => match *reason {
+                    ReservationError::Empty
+                    | ReservationError::NoRole(_)
+                    | ReservationError::SeveralRoles(_)
+                    | ReservationError::InvalidRole(_) => Self::invalid_argument(message),
+                    // Well formed, but the agent's state does not allow it.
+                    ReservationError::AgentUnreachable
+                    | ReservationError::NotAvailable { .. }
+                    | ReservationError::StaticReservation(_)
+                    | ReservationError::NotDynamicallyReserved { .. } => Self::failed_precondition(message),
+                },
             },
             ServiceError::Unavailable(_) => Self::unavailable(message),
         }
@@ -51,7 +62,7 @@ impl From<ServiceError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agora_proto::{AgentId, FrameworkId};
+    use agora_proto::{AgentId, FrameworkId, Resources};
     use tonic::Code;
 
     fn code(error: impl Into<ServiceError>) -> (Code, String) {
@@ -107,6 +118,26 @@ mod tests {
                 }
                 .into(),
                 Code::InvalidArgument,
+            ),
+            (
+                MasterError::Reservation {
+                    operation: crate::ReservationOperation::Reserve,
+                    agent_id: AgentId::new("a1").expect("valid id"),
+                    resources: Box::new(Resources::new()),
+                    reason: Box::new(ReservationError::Empty),
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (
+                MasterError::Reservation {
+                    operation: crate::ReservationOperation::Unreserve,
+                    agent_id: AgentId::new("a1").expect("valid id"),
+                    resources: Box::new(Resources::new()),
+                    reason: Box::new(ReservationError::AgentUnreachable),
+                }
+                .into(),
+                Code::FailedPrecondition,
             ),
             (CoreGone.into(), Code::Unavailable),
         ];
