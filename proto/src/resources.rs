@@ -45,6 +45,7 @@
 
 mod range_set;
 mod scalar;
+mod sorted_map;
 mod text;
 mod wire;
 
@@ -57,6 +58,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use range_set::RangeSet;
 pub use scalar::Scalar;
+use sorted_map::SortedMap;
 
 /// Why resources (text or wire) were rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -237,9 +239,9 @@ impl fmt::Display for ResourceKey {
 /// kept as given, but then [`Display`](fmt::Display) does not parse back.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Resources {
-    scalars: BTreeMap<ResourceKey, Scalar>,
-    ranges: BTreeMap<ResourceKey, RangeSet>,
-    sets: BTreeMap<ResourceKey, BTreeSet<String>>,
+    scalars: SortedMap<ResourceKey, Scalar>,
+    ranges: SortedMap<ResourceKey, RangeSet>,
+    sets: SortedMap<ResourceKey, BTreeSet<String>>,
 }
 
 impl Resources {
@@ -266,9 +268,7 @@ impl Resources {
 
     /// Adds a scalar (nothing if zero). A reservation of `Some("*")` means unreserved.
     pub fn add_scalar(&mut self, name: &str, reservation: Option<&str>, value: Scalar) {
-        if !value.is_zero() {
-            *self.scalars.entry(ResourceKey::new(name, reservation)).or_default() += value;
-        }
+        self.insert(ResourceKey::new(name, reservation), Value::Scalar(value));
     }
 
     /// Adds ranges (nothing if empty). A reservation of `Some("*")` means unreserved.
@@ -305,7 +305,10 @@ impl Resources {
     fn insert(&mut self, key: ResourceKey, value: Value) {
         match value {
             Value::Scalar(v) if v.is_zero() => {}
-            Value::Scalar(v) => *self.scalars.entry(key).or_default() += v,
+            Value::Scalar(v) => match self.scalars.get_mut(&key) {
+                Some(mine) => *mine += v,
+                None => self.scalars.insert(key, v),
+            },
             Value::Ranges(r) if r.is_empty() => {}
             Value::Ranges(r) => match self.ranges.get_mut(&key) {
                 Some(mine) => mine.union_with(&r),
@@ -373,27 +376,18 @@ impl Resources {
     /// Adds `other` to `self`: scalars add, ranges and sets unite.
     pub fn add(&mut self, other: &Self) {
         for (key, &v) in &other.scalars {
-            match self.scalars.get_mut(key) {
-                Some(mine) => *mine += v,
-                None => {
-                    self.scalars.insert(key.clone(), v);
-                }
-            }
+            *self.scalars.get_or_insert_with(key, || key.clone(), Scalar::default) += v;
         }
         for (key, r) in &other.ranges {
             match self.ranges.get_mut(key) {
                 Some(mine) => mine.union_with(r),
-                None => {
-                    self.ranges.insert(key.clone(), r.clone());
-                }
+                None => self.ranges.insert(key.clone(), r.clone()),
             }
         }
         for (key, s) in &other.sets {
             match self.sets.get_mut(key) {
                 Some(mine) => mine.extend(s.iter().cloned()),
-                None => {
-                    self.sets.insert(key.clone(), s.clone());
-                }
+                None => self.sets.insert(key.clone(), s.clone()),
             }
         }
     }
@@ -463,13 +457,15 @@ impl Resources {
     /// The resources whose key satisfies `keep`.
     pub fn filter(&self, mut keep: impl FnMut(&ResourceKey) -> bool) -> Self {
         fn pick<V: Clone>(
-            map: &BTreeMap<ResourceKey, V>,
+            map: &SortedMap<ResourceKey, V>,
             keep: &mut impl FnMut(&ResourceKey) -> bool,
-        ) -> BTreeMap<ResourceKey, V> {
-            map.iter()
-                .filter(|(k, _)| keep(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+        ) -> SortedMap<ResourceKey, V> {
+            SortedMap::from_sorted(
+                map.iter()
+                    .filter(|(k, _)| keep(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
         }
         Self {
             scalars: pick(&self.scalars, &mut keep),
@@ -767,7 +763,7 @@ mod tests {
     /// `b` without the range and set elements of `a`.
     fn without_discrete_of(b: &Resources, a: &Resources) -> Resources {
         let discrete = Resources {
-            scalars: BTreeMap::new(),
+            scalars: SortedMap::default(),
             ranges: a.ranges.clone(),
             sets: a.sets.clone(),
         };

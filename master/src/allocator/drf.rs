@@ -170,7 +170,8 @@ struct AgentSlot {
     active: bool,
     /// What each (framework, role) holds here, so removing the agent can
     /// give it back to the right shares.
-    holders: BTreeMap<(FrameworkIdx, RoleIdx), Resources>,
+    /// A few entries per agent: a `Vec` searched linearly beats a map here.
+    holders: Vec<((FrameworkIdx, RoleIdx), Resources)>,
     /// Cached `filter.resources.contains(offer to role)` for this `version`.
     contains_cache: Vec<(Arc<Resources>, RoleIdx, bool)>,
     contains_version: u64,
@@ -527,12 +528,24 @@ impl DrfAllocator {
         agent.version = version;
     }
 
+    /// Adds `resources` to what `key` holds on an agent.
+    fn hold(
+        holders: &mut Vec<((FrameworkIdx, RoleIdx), Resources)>,
+        key: (FrameworkIdx, RoleIdx),
+        resources: &Resources,
+    ) {
+        match holders.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, held)) => *held += resources,
+            None => holders.push((key, resources.clone())),
+        }
+    }
+
     fn charge(&mut self, f: FrameworkIdx, a: Option<AgentIdx>, r: RoleIdx, resources: &Resources) {
         if let Some(a) = a {
             let version = self.next_version();
             if let Some(agent) = self.agents[a.0 as usize].slot.as_mut() {
                 agent.allocated += resources;
-                *agent.holders.entry((f, r)).or_default() += resources;
+                Self::hold(&mut agent.holders, (f, r), resources);
                 Self::refresh_free(&self.config.min_allocatable, version, agent);
             }
         }
@@ -567,11 +580,11 @@ impl DrfAllocator {
                     Self::refresh_free(&self.config.min_allocatable, version, agent);
                 }
                 if let (Some(f), Some(r)) = (f, r)
-                    && let Some(held) = agent.holders.get_mut(&(f, r))
+                    && let Some(i) = agent.holders.iter().position(|(key, _)| *key == (f, r))
                 {
-                    *held -= resources;
-                    if held.is_empty() {
-                        agent.holders.remove(&(f, r));
+                    agent.holders[i].1 -= resources;
+                    if agent.holders[i].1.is_empty() {
+                        agent.holders.swap_remove(i);
                     }
                 }
             }
@@ -810,7 +823,7 @@ impl DrfAllocator {
                 offer
             }
         };
-        *agent.holders.entry((f, r)).or_default() += &resources;
+        Self::hold(&mut agent.holders, (f, r), &resources);
         let agent_id = entry.id.clone();
         self.charge_shares(f, r, &resources);
         Allocation {
@@ -920,7 +933,7 @@ impl Allocator for DrfAllocator {
             free_unreserved: true,
             version,
             active: true,
-            holders: BTreeMap::new(),
+            holders: Vec::new(),
             contains_cache: Vec::new(),
             contains_version: 0,
             exhausted: None,
