@@ -49,6 +49,8 @@ mod sorted_map;
 mod text;
 mod wire;
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::iter::Sum;
@@ -196,10 +198,13 @@ pub type Reservation = Option<String>;
 /// What identifies a resource within [`Resources`]: its name and reservation.
 ///
 /// Orders by name, then unreserved before reserved, then by role.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResourceKey {
-    /// The resource name, such as `cpus`.
-    pub name: String,
+    /// The resource name, such as `cpus`. The well-known names are borrowed
+    /// from static strings ([`ResourceKey::new`] does it), so that copying
+    /// resources, which the master does on every offer, allocates nothing
+    /// for them.
+    pub name: Cow<'static, str>,
     /// The role it is reserved for, or `None` if unreserved (this crate
     /// never builds `Some("*")`).
     pub reservation: Reservation,
@@ -209,7 +214,7 @@ impl ResourceKey {
     /// A key; a reservation of `Some("*")` means unreserved, like `None`.
     pub fn new(name: &str, reservation: Option<&str>) -> Self {
         Self {
-            name: name.to_owned(),
+            name: intern(name),
             reservation: reservation.filter(|r| *r != "*").map(str::to_owned),
         }
     }
@@ -217,6 +222,45 @@ impl ResourceKey {
     /// The role, if reserved.
     pub fn role(&self) -> Option<&str> {
         self.reservation.as_deref()
+    }
+}
+
+/// The well-known names borrowed, any other copied.
+fn intern(name: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 5] = [
+        Resources::CPUS,
+        Resources::MEM,
+        Resources::DISK,
+        Resources::PORTS,
+        Resources::GPUS,
+    ];
+    match KNOWN.iter().find(|known| **known == name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
+    }
+}
+
+/// Byte order, as `str`'s, written out: names are a few bytes and usually
+/// differ in the first, where calling `memcmp` would cost more than the work.
+fn compare_names(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+impl Ord for ResourceKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_names(&self.name, &other.name).then_with(|| self.reservation.cmp(&other.reservation))
+    }
+}
+
+impl PartialOrd for ResourceKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -526,7 +570,7 @@ impl Resources {
     pub fn scalar_names(&self) -> impl Iterator<Item = &str> {
         let mut previous: Option<&str> = None;
         self.scalars.keys().filter_map(move |k| {
-            let name = k.name.as_str();
+            let name: &str = &k.name;
             (previous != Some(name)).then(|| {
                 previous = Some(name);
                 name
@@ -666,17 +710,17 @@ struct Builder {
 impl Builder {
     fn insert(&mut self, key: ResourceKey, value: Value) -> Result<(), ResourceError> {
         let second = value.kind();
-        match self.kinds.get(&key.name) {
+        match self.kinds.get(key.name.as_ref()) {
             Some(&first) if first != second => {
                 return Err(ResourceError::KindConflict {
-                    name: key.name,
+                    name: key.name.into_owned(),
                     first,
                     second,
                 });
             }
             Some(_) => {}
             None => {
-                self.kinds.insert(key.name.clone(), second);
+                self.kinds.insert(key.name.to_string(), second);
             }
         }
         self.resources.insert(key, value);
@@ -886,7 +930,7 @@ mod tests {
 
         #[test]
         fn adding_then_subtracting_scalars_is_identity(a in arb_resources(), b in arb_resources()) {
-            let b = b.filter(|k| !matches!(k.name.as_str(), "ports" | "zones"));
+            let b = b.filter(|k| !matches!(k.name.as_ref(), "ports" | "zones"));
             prop_assert_eq!(&(&a + &b) - &b, a);
         }
 

@@ -604,7 +604,7 @@ impl DrfAllocator {
                 min.scalars().any(|(key, value)| {
                     value > Scalar::ZERO
                         && limit
-                            .get(&key.name)
+                            .get(key.name.as_ref())
                             .is_some_and(|limit| *limit - allocated.scalar(&key.name) < value)
                 })
             })
@@ -1414,11 +1414,16 @@ impl Allocator for DrfAllocator {
             known.sort_unstable_by(|x, y| agents[x.0 as usize].id.cmp(&agents[y.0 as usize].id));
             known
         });
-        let mut order: Vec<AgentIdx> = order
-            .iter()
-            .copied()
-            .filter(|a| agents[a.0 as usize].slot.as_ref().is_some_and(|s| s.active))
-            .collect();
+        let mut order: Vec<AgentIdx> = {
+            let mut active = Vec::with_capacity(order.len());
+            active.extend(
+                order
+                    .iter()
+                    .copied()
+                    .filter(|a| agents[a.0 as usize].slot.as_ref().is_some_and(|s| s.active)),
+            );
+            active
+        };
         order.shuffle(rng);
         if self.config.policy == Policy::OfferAllToOne {
             return self.allocate_all_to_one(&order, now);

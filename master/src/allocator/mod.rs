@@ -106,7 +106,7 @@ pub(crate) fn fit_to_limit(limit: &QuotaLimit, allocated: &Resources, offer: &Re
         .iter()
         .map(|(name, limit)| (name.as_str(), *limit - allocated.scalar(name)))
         .collect();
-    let mut fitted = offer.filter(|key| !limit.contains_key(&key.name));
+    let mut fitted = offer.filter(|key| !limit.contains_key(key.name.as_ref()));
     for (key, value) in offer.scalars() {
         if let Some((_, room)) = headroom.iter_mut().find(|(name, _)| *name == key.name) {
             let take = value.min(*room);
@@ -135,7 +135,7 @@ pub(crate) fn unmet_guarantee(guarantee: &QuotaLimit, allocated: &Resources) -> 
 /// of other names (scalars, ranges, sets) are kept whole.
 pub(crate) fn fit_to_unmet(unmet: &[(String, Scalar)], guaranteed: &BTreeSet<String>, offer: &Resources) -> Resources {
     let mut room: Vec<(&str, Scalar)> = unmet.iter().map(|(name, v)| (name.as_str(), *v)).collect();
-    let mut fitted = offer.filter(|key| !guaranteed.contains(&key.name));
+    let mut fitted = offer.filter(|key| !guaranteed.contains(key.name.as_ref()));
     for (key, value) in offer.scalars() {
         if let Some((_, left)) = room.iter_mut().find(|(name, _)| *name == key.name) {
             let take = value.min(*left);
