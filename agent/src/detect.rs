@@ -144,11 +144,11 @@ pub fn mesos_rules(cpus: u64, mem_bytes: u64, disk_bytes: u64) -> Resources {
 pub fn with_overrides(detected: &Resources, given: &Resources) -> Resources {
     let named: BTreeSet<&str> = given
         .scalars()
-        .map(|(k, _)| k.name.as_str())
-        .chain(given.ranges().map(|(k, _)| k.name.as_str()))
-        .chain(given.sets().map(|(k, _)| k.name.as_str()))
+        .map(|(k, _)| k.name.as_ref())
+        .chain(given.ranges().map(|(k, _)| k.name.as_ref()))
+        .chain(given.sets().map(|(k, _)| k.name.as_ref()))
         .collect();
-    detected.filter(|key| !named.contains(key.name.as_str())) + given
+    detected.filter(|key| !named.contains(key.name.as_ref())) + given
 }
 
 #[cfg(test)]

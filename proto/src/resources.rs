@@ -45,9 +45,12 @@
 
 mod range_set;
 mod scalar;
+mod sorted_map;
 mod text;
 mod wire;
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::iter::Sum;
@@ -57,6 +60,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use range_set::RangeSet;
 pub use scalar::Scalar;
+use sorted_map::SortedMap;
 
 /// Why resources (text or wire) were rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -194,10 +198,13 @@ pub type Reservation = Option<String>;
 /// What identifies a resource within [`Resources`]: its name and reservation.
 ///
 /// Orders by name, then unreserved before reserved, then by role.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResourceKey {
-    /// The resource name, such as `cpus`.
-    pub name: String,
+    /// The resource name, such as `cpus`. The well-known names are borrowed
+    /// from static strings ([`ResourceKey::new`] does it), so that copying
+    /// resources, which the master does on every offer, allocates nothing
+    /// for them.
+    pub name: Cow<'static, str>,
     /// The role it is reserved for, or `None` if unreserved (this crate
     /// never builds `Some("*")`).
     pub reservation: Reservation,
@@ -207,7 +214,7 @@ impl ResourceKey {
     /// A key; a reservation of `Some("*")` means unreserved, like `None`.
     pub fn new(name: &str, reservation: Option<&str>) -> Self {
         Self {
-            name: name.to_owned(),
+            name: intern(name),
             reservation: reservation.filter(|r| *r != "*").map(str::to_owned),
         }
     }
@@ -215,6 +222,45 @@ impl ResourceKey {
     /// The role, if reserved.
     pub fn role(&self) -> Option<&str> {
         self.reservation.as_deref()
+    }
+}
+
+/// The well-known names borrowed, any other copied.
+fn intern(name: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 5] = [
+        Resources::CPUS,
+        Resources::MEM,
+        Resources::DISK,
+        Resources::PORTS,
+        Resources::GPUS,
+    ];
+    match KNOWN.iter().find(|known| **known == name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
+    }
+}
+
+/// Byte order, as `str`'s, written out: names are a few bytes and usually
+/// differ in the first, where calling `memcmp` would cost more than the work.
+fn compare_names(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+impl Ord for ResourceKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_names(&self.name, &other.name).then_with(|| self.reservation.cmp(&other.reservation))
+    }
+}
+
+impl PartialOrd for ResourceKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -237,9 +283,9 @@ impl fmt::Display for ResourceKey {
 /// kept as given, but then [`Display`](fmt::Display) does not parse back.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Resources {
-    scalars: BTreeMap<ResourceKey, Scalar>,
-    ranges: BTreeMap<ResourceKey, RangeSet>,
-    sets: BTreeMap<ResourceKey, BTreeSet<String>>,
+    scalars: SortedMap<ResourceKey, Scalar>,
+    ranges: SortedMap<ResourceKey, RangeSet>,
+    sets: SortedMap<ResourceKey, BTreeSet<String>>,
 }
 
 impl Resources {
@@ -266,9 +312,7 @@ impl Resources {
 
     /// Adds a scalar (nothing if zero). A reservation of `Some("*")` means unreserved.
     pub fn add_scalar(&mut self, name: &str, reservation: Option<&str>, value: Scalar) {
-        if !value.is_zero() {
-            *self.scalars.entry(ResourceKey::new(name, reservation)).or_default() += value;
-        }
+        self.insert(ResourceKey::new(name, reservation), Value::Scalar(value));
     }
 
     /// Adds ranges (nothing if empty). A reservation of `Some("*")` means unreserved.
@@ -305,7 +349,10 @@ impl Resources {
     fn insert(&mut self, key: ResourceKey, value: Value) {
         match value {
             Value::Scalar(v) if v.is_zero() => {}
-            Value::Scalar(v) => *self.scalars.entry(key).or_default() += v,
+            Value::Scalar(v) => match self.scalars.get_mut(&key) {
+                Some(mine) => *mine += v,
+                None => self.scalars.insert(key, v),
+            },
             Value::Ranges(r) if r.is_empty() => {}
             Value::Ranges(r) => match self.ranges.get_mut(&key) {
                 Some(mine) => mine.union_with(&r),
@@ -373,27 +420,18 @@ impl Resources {
     /// Adds `other` to `self`: scalars add, ranges and sets unite.
     pub fn add(&mut self, other: &Self) {
         for (key, &v) in &other.scalars {
-            match self.scalars.get_mut(key) {
-                Some(mine) => *mine += v,
-                None => {
-                    self.scalars.insert(key.clone(), v);
-                }
-            }
+            *self.scalars.get_or_insert_with(key, || key.clone(), Scalar::default) += v;
         }
         for (key, r) in &other.ranges {
             match self.ranges.get_mut(key) {
                 Some(mine) => mine.union_with(r),
-                None => {
-                    self.ranges.insert(key.clone(), r.clone());
-                }
+                None => self.ranges.insert(key.clone(), r.clone()),
             }
         }
         for (key, s) in &other.sets {
             match self.sets.get_mut(key) {
                 Some(mine) => mine.extend(s.iter().cloned()),
-                None => {
-                    self.sets.insert(key.clone(), s.clone());
-                }
+                None => self.sets.insert(key.clone(), s.clone()),
             }
         }
     }
@@ -463,13 +501,15 @@ impl Resources {
     /// The resources whose key satisfies `keep`.
     pub fn filter(&self, mut keep: impl FnMut(&ResourceKey) -> bool) -> Self {
         fn pick<V: Clone>(
-            map: &BTreeMap<ResourceKey, V>,
+            map: &SortedMap<ResourceKey, V>,
             keep: &mut impl FnMut(&ResourceKey) -> bool,
-        ) -> BTreeMap<ResourceKey, V> {
-            map.iter()
-                .filter(|(k, _)| keep(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+        ) -> SortedMap<ResourceKey, V> {
+            SortedMap::from_sorted(
+                map.iter()
+                    .filter(|(k, _)| keep(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
         }
         Self {
             scalars: pick(&self.scalars, &mut keep),
@@ -530,7 +570,7 @@ impl Resources {
     pub fn scalar_names(&self) -> impl Iterator<Item = &str> {
         let mut previous: Option<&str> = None;
         self.scalars.keys().filter_map(move |k| {
-            let name = k.name.as_str();
+            let name: &str = &k.name;
             (previous != Some(name)).then(|| {
                 previous = Some(name);
                 name
@@ -670,17 +710,17 @@ struct Builder {
 impl Builder {
     fn insert(&mut self, key: ResourceKey, value: Value) -> Result<(), ResourceError> {
         let second = value.kind();
-        match self.kinds.get(&key.name) {
+        match self.kinds.get(key.name.as_ref()) {
             Some(&first) if first != second => {
                 return Err(ResourceError::KindConflict {
-                    name: key.name,
+                    name: key.name.into_owned(),
                     first,
                     second,
                 });
             }
             Some(_) => {}
             None => {
-                self.kinds.insert(key.name.clone(), second);
+                self.kinds.insert(key.name.to_string(), second);
             }
         }
         self.resources.insert(key, value);
@@ -767,7 +807,7 @@ mod tests {
     /// `b` without the range and set elements of `a`.
     fn without_discrete_of(b: &Resources, a: &Resources) -> Resources {
         let discrete = Resources {
-            scalars: BTreeMap::new(),
+            scalars: SortedMap::default(),
             ranges: a.ranges.clone(),
             sets: a.sets.clone(),
         };
@@ -890,7 +930,7 @@ mod tests {
 
         #[test]
         fn adding_then_subtracting_scalars_is_identity(a in arb_resources(), b in arb_resources()) {
-            let b = b.filter(|k| !matches!(k.name.as_str(), "ports" | "zones"));
+            let b = b.filter(|k| !matches!(k.name.as_ref(), "ports" | "zones"));
             prop_assert_eq!(&(&a + &b) - &b, a);
         }
 

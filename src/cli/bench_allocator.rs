@@ -459,7 +459,7 @@ fn a3(args: &AllocatorArgs) -> anyhow::Result<ExitCode> {
     for i in 0..agents {
         allocator.add_agent(&AgentId::new(format!("a{i:04}"))?, &agent_total, &[]);
     }
-    let quota_of = |spec: &Resources| spec.scalars().map(|(k, v)| (k.name.clone(), v)).collect();
+    let quota_of = |spec: &Resources| spec.scalars().map(|(k, v)| (k.name.to_string(), v)).collect();
     let small: agora_proto::QuotaLimit = quota_of(&res("cpus:1;mem:1024;disk:1024")?);
     let large: agora_proto::QuotaLimit = quota_of(&res("cpus:4;mem:4096;disk:4096")?);
     let mut quotas = Vec::new();

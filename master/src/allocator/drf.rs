@@ -170,7 +170,8 @@ struct AgentSlot {
     active: bool,
     /// What each (framework, role) holds here, so removing the agent can
     /// give it back to the right shares.
-    holders: BTreeMap<(FrameworkIdx, RoleIdx), Resources>,
+    /// A few entries per agent: a `Vec` searched linearly beats a map here.
+    holders: Vec<((FrameworkIdx, RoleIdx), Resources)>,
     /// Cached `filter.resources.contains(offer to role)` for this `version`.
     contains_cache: Vec<(Arc<Resources>, RoleIdx, bool)>,
     contains_version: u64,
@@ -219,12 +220,24 @@ struct FrameworkEntry {
 struct RoleEntry {
     name: Arc<str>,
     weight: f64,
+    /// What the role itself holds (its sub-roles' allocations are not in it).
     allocated: Resources,
-    /// Weighted share it is filed under in `role_order`.
+    /// Its parent (`eng` for `eng/backend`).
+    parent: Option<RoleIdx>,
+    /// What it and its sub-roles hold; `None` while it has no sub-role (it is
+    /// then `allocated`: flat roles pay nothing for the hierarchy).
+    subtree: Option<Resources>,
+    /// Weighted share of its subtree, under which it is filed in its parent's
+    /// `children` (or in `role_order` at the top).
     share: Share,
+    /// Weighted share of `allocated`, the key of its own entry in `children`.
+    own_share: Share,
+    /// Its own frameworks' entry and its sub-roles, best first (see [`Node`]).
+    children: BTreeSet<Node>,
     /// Its limit leaves no room for the minimum allocatable quantities, so no
-    /// offer can reach it: it is left out of `role_order` (a cycle then skips
-    /// it without a look, which matters when thousands of roles sit at quota).
+    /// offer can reach it or its sub-roles: it is left out of its parent's
+    /// `children` (a cycle then skips it without a look, which matters when
+    /// thousands of roles sit at quota).
     saturated: bool,
     /// Its eligible frameworks (present, active, not suppressed), best first.
     sorter: BTreeSet<(Share, Arc<FrameworkId>, FrameworkIdx)>,
@@ -232,6 +245,90 @@ struct RoleEntry {
     limit: Option<QuotaLimit>,
     /// Its quota guarantee (see [`Allocator::set_guarantee`]).
     guarantee: Option<QuotaLimit>,
+}
+
+/// An entry of the role tree: (weighted share, role name, role, whether it
+/// stands for the role's own frameworks rather than its whole subtree).
+/// Siblings sort by share, then name; a role's own entry comes before its
+/// sub-roles on a tie, its name being their prefix.
+type Node = (Share, Arc<str>, RoleIdx, bool);
+
+/// What role `role` and its sub-roles hold.
+fn held(role: &RoleEntry) -> &Resources {
+    role.subtree.as_ref().unwrap_or(&role.allocated)
+}
+
+/// `offer` cut to the limits of role `r` and of each of its ancestors, each
+/// against what its subtree holds; `None` when none of them has a limit.
+fn fit_to_limits(roles: &[RoleEntry], r: RoleIdx, offer: &Resources) -> Option<Resources> {
+    let mut fitted: Option<Resources> = None;
+    let mut node = Some(r);
+    while let Some(n) = node {
+        let role = &roles[n.0 as usize];
+        if let Some(limit) = &role.limit {
+            fitted = Some(fit_to_limit(limit, held(role), fitted.as_ref().unwrap_or(offer)));
+        }
+        node = role.parent;
+    }
+    fitted
+}
+
+/// Whether role `r` or one of its ancestors has a quota limit.
+fn limited(roles: &[RoleEntry], r: RoleIdx) -> bool {
+    let mut node = Some(r);
+    while let Some(n) = node {
+        let role = &roles[n.0 as usize];
+        if role.limit.is_some() {
+            return true;
+        }
+        node = role.parent;
+    }
+    false
+}
+
+/// The roles whose own frameworks are candidates, best first: a depth-first
+/// walk of the role tree.
+struct RoleWalk<'a> {
+    roles: &'a [RoleEntry],
+    top: std::collections::btree_set::Iter<'a, Node>,
+    /// Open subtrees below the top; empty (no allocation) for flat roles.
+    below: Vec<std::collections::btree_set::Iter<'a, Node>>,
+}
+
+impl<'a> RoleWalk<'a> {
+    fn new(roles: &'a [RoleEntry], role_order: &'a BTreeSet<Node>) -> Self {
+        Self {
+            roles,
+            top: role_order.iter(),
+            below: Vec::new(),
+        }
+    }
+}
+
+impl Iterator for RoleWalk<'_> {
+    type Item = RoleIdx;
+
+    fn next(&mut self) -> Option<RoleIdx> {
+        loop {
+            let next = match self.below.last_mut() {
+                Some(level) => match level.next() {
+                    Some(node) => node,
+                    None => {
+                        self.below.pop();
+                        continue;
+                    }
+                },
+                None => self.top.next()?,
+            };
+            let &(_, _, r, own) = next;
+            let children = &self.roles[r.0 as usize].children;
+            // A role without sub-roles has only its own entry: no need to descend.
+            if own || children.len() == 1 {
+                return Some(r);
+            }
+            self.below.push(children.iter());
+        }
+    }
 }
 
 /// The hierarchical DRF allocator. See the module documentation.
@@ -247,8 +344,8 @@ pub struct DrfAllocator {
     frameworks: Vec<FrameworkEntry>,
     role_index: HashMap<String, RoleIdx>,
     roles: Vec<RoleEntry>,
-    /// Every role, best first.
-    role_order: BTreeSet<(Share, Arc<str>, RoleIdx)>,
+    /// The top-level roles (their subtree entries), best first.
+    role_order: BTreeSet<Node>,
     /// The roles with a guarantee; empty: cycles run stage 2 only, with no budget.
     guaranteed: BTreeSet<RoleIdx>,
     /// During stage 2 of a cycle with guarantees: the free scalars left over
@@ -367,6 +464,8 @@ impl DrfAllocator {
         if let Some(idx) = self.role_index.get(name) {
             return *idx;
         }
+        // Parents first, so that a role's parent always exists.
+        let parent = super::parent(name).map(|p| self.role_idx(p));
         let idx = RoleIdx(u32::try_from(self.roles.len()).unwrap_or(u32::MAX));
         let weight = self
             .config
@@ -376,19 +475,35 @@ impl DrfAllocator {
             .filter(|w| *w > 0.0)
             .unwrap_or(1.0);
         let name: Arc<str> = Arc::from(name);
-        self.role_order.insert((Share(0.0), name.clone(), idx));
+        // Filed under share 0, which is right while it holds nothing; a charge re-files it.
+        let entry = (Share(0.0), name.clone(), idx, false);
+        match parent {
+            Some(p) => {
+                let parent = &mut self.roles[p.0 as usize];
+                if parent.subtree.is_none() {
+                    parent.subtree = Some(parent.allocated.clone());
+                }
+                parent.children.insert(entry);
+            }
+            None => {
+                self.role_order.insert(entry);
+            }
+        }
         self.roles.push(RoleEntry {
             name: name.clone(),
             weight,
             allocated: Resources::new(),
+            parent,
+            subtree: None,
             share: Share(0.0),
+            own_share: Share(0.0),
+            children: BTreeSet::from([(Share(0.0), name.clone(), idx, true)]),
             sorter: BTreeSet::new(),
             limit: None,
             saturated: false,
             guarantee: None,
         });
         self.role_index.insert(name.to_string(), idx);
-        // Filed under share 0, which is right while it holds nothing; a charge re-files it.
         idx
     }
 
@@ -415,28 +530,68 @@ impl DrfAllocator {
         self.frameworks[f.0 as usize].share = share;
     }
 
-    /// Re-files role `r` under its current weighted share (no-op while stale).
+    /// Re-files role `r`'s own entry, and its subtree's and every
+    /// ancestor's, under their current weighted shares (no-op while stale).
     fn refresh_role_share(&mut self, r: RoleIdx) {
         if self.shares_stale {
             return;
         }
         let role = &mut self.roles[r.0 as usize];
-        let share = Share(Self::dominant_share(&self.total_by_name, &role.allocated) / role.weight);
-        let saturated = role
-            .limit
-            .as_ref()
-            .is_some_and(|limit| Self::limit_saturated(&self.config.min_allocatable, limit, &role.allocated));
-        if share == role.share && saturated == role.saturated {
-            return;
+        let own = Share(Self::dominant_share(&self.total_by_name, &role.allocated) / role.weight);
+        if own != role.own_share {
+            role.children.remove(&(role.own_share, role.name.clone(), r, true));
+            role.children.insert((own, role.name.clone(), r, true));
+            role.own_share = own;
         }
-        if !role.saturated {
-            self.role_order.remove(&(role.share, role.name.clone(), r));
+        // A subtree's holdings changed all the way up.
+        let mut node = Some(r);
+        while let Some(n) = node {
+            let role = &self.roles[n.0 as usize];
+            let share = Share(Self::dominant_share(&self.total_by_name, held(role)) / role.weight);
+            let saturated = role
+                .limit
+                .as_ref()
+                .is_some_and(|limit| Self::limit_saturated(&self.config.min_allocatable, limit, held(role)));
+            let parent = role.parent;
+            if share != role.share || saturated != role.saturated {
+                let (old, was_saturated, name) = (role.share, role.saturated, role.name.clone());
+                let siblings = match parent {
+                    Some(p) => &mut self.roles[p.0 as usize].children,
+                    None => &mut self.role_order,
+                };
+                if !was_saturated {
+                    siblings.remove(&(old, name.clone(), n, false));
+                }
+                if !saturated {
+                    siblings.insert((share, name, n, false));
+                }
+                let role = &mut self.roles[n.0 as usize];
+                role.share = share;
+                role.saturated = saturated;
+            }
+            node = parent;
         }
-        if !saturated {
-            self.role_order.insert((share, role.name.clone(), r));
+    }
+
+    /// Adds (`add`) or takes `resources` to or from what role `r` holds and
+    /// what its subtree and every ancestor's subtree hold, without re-filing.
+    fn book_role(&mut self, r: RoleIdx, resources: &Resources, add: bool) {
+        let book = |held: &mut Resources| {
+            if add {
+                *held += resources;
+            } else {
+                *held -= resources;
+            }
+        };
+        book(&mut self.roles[r.0 as usize].allocated);
+        let mut node = Some(r);
+        while let Some(n) = node {
+            let role = &mut self.roles[n.0 as usize];
+            if let Some(subtree) = role.subtree.as_mut() {
+                book(subtree);
+            }
+            node = role.parent;
         }
-        role.share = share;
-        role.saturated = saturated;
     }
 
     /// Whether a role holding `allocated` under `limit` can be offered
@@ -449,7 +604,7 @@ impl DrfAllocator {
                 min.scalars().any(|(key, value)| {
                     value > Scalar::ZERO
                         && limit
-                            .get(&key.name)
+                            .get(key.name.as_ref())
                             .is_some_and(|limit| *limit - allocated.scalar(&key.name) < value)
                 })
             })
@@ -491,17 +646,25 @@ impl DrfAllocator {
         }
         for role in &mut self.roles {
             role.sorter.clear();
+            role.children.clear();
         }
         self.role_order.clear();
-        for (i, role) in self.roles.iter_mut().enumerate() {
-            role.share = Share(Self::dominant_share(&self.total_by_name, &role.allocated) / role.weight);
+        for i in 0..self.roles.len() {
+            let r = RoleIdx(i as u32);
+            let role = &mut self.roles[i];
+            role.own_share = Share(Self::dominant_share(&self.total_by_name, &role.allocated) / role.weight);
+            role.children.insert((role.own_share, role.name.clone(), r, true));
+            role.share = Share(Self::dominant_share(&self.total_by_name, held(role)) / role.weight);
             role.saturated = role
                 .limit
                 .as_ref()
-                .is_some_and(|limit| Self::limit_saturated(&self.config.min_allocatable, limit, &role.allocated));
+                .is_some_and(|limit| Self::limit_saturated(&self.config.min_allocatable, limit, held(role)));
             if !role.saturated {
-                self.role_order
-                    .insert((role.share, role.name.clone(), RoleIdx(i as u32)));
+                let entry = (role.share, role.name.clone(), r, false);
+                match role.parent {
+                    Some(p) => self.roles[p.0 as usize].children.insert(entry),
+                    None => self.role_order.insert(entry),
+                };
             }
         }
         for i in 0..self.frameworks.len() {
@@ -527,12 +690,24 @@ impl DrfAllocator {
         agent.version = version;
     }
 
+    /// Adds `resources` to what `key` holds on an agent.
+    fn hold(
+        holders: &mut Vec<((FrameworkIdx, RoleIdx), Resources)>,
+        key: (FrameworkIdx, RoleIdx),
+        resources: &Resources,
+    ) {
+        match holders.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, held)) => *held += resources,
+            None => holders.push((key, resources.clone())),
+        }
+    }
+
     fn charge(&mut self, f: FrameworkIdx, a: Option<AgentIdx>, r: RoleIdx, resources: &Resources) {
         if let Some(a) = a {
             let version = self.next_version();
             if let Some(agent) = self.agents[a.0 as usize].slot.as_mut() {
                 agent.allocated += resources;
-                *agent.holders.entry((f, r)).or_default() += resources;
+                Self::hold(&mut agent.holders, (f, r), resources);
                 Self::refresh_free(&self.config.min_allocatable, version, agent);
             }
         }
@@ -545,7 +720,7 @@ impl DrfAllocator {
             self.frameworks[f.0 as usize].allocated += resources;
             self.refresh_framework_share(f);
         }
-        self.roles[r.0 as usize].allocated += resources;
+        self.book_role(r, resources, true);
         self.refresh_role_share(r);
     }
 
@@ -567,11 +742,11 @@ impl DrfAllocator {
                     Self::refresh_free(&self.config.min_allocatable, version, agent);
                 }
                 if let (Some(f), Some(r)) = (f, r)
-                    && let Some(held) = agent.holders.get_mut(&(f, r))
+                    && let Some(i) = agent.holders.iter().position(|(key, _)| *key == (f, r))
                 {
-                    *held -= resources;
-                    if held.is_empty() {
-                        agent.holders.remove(&(f, r));
+                    agent.holders[i].1 -= resources;
+                    if agent.holders[i].1.is_empty() {
+                        agent.holders.swap_remove(i);
                     }
                 }
             }
@@ -583,9 +758,9 @@ impl DrfAllocator {
             self.refresh_framework_share(f);
         }
         if let Some(r) = r {
-            self.roles[r.0 as usize].allocated -= resources;
+            self.book_role(r, resources, false);
             self.refresh_role_share(r);
-            if self.roles[r.0 as usize].limit.is_some() {
+            if limited(&self.roles, r) {
                 // Headroom grew: agents exhausted for this role may serve it now.
                 self.epoch += 1;
             }
@@ -613,7 +788,7 @@ impl DrfAllocator {
             agent.contains_cache.clear();
             agent.contains_version = agent.version;
         }
-        for (_, _, r) in &self.role_order {
+        for r in RoleWalk::new(&self.roles, &self.role_order) {
             let role = &self.roles[r.0 as usize];
             if role.sorter.is_empty() {
                 continue;
@@ -628,17 +803,18 @@ impl DrfAllocator {
                 }
                 &reserved_offer
             };
-            // Roles without a limit pay one `is_some` here.
+            // Roles without a limit in their chain pay a walk up the tree here.
             let limited_offer;
-            let offer = match &role.limit {
-                None => offer,
-                Some(limit) => {
-                    limited_offer = fit_to_limit(limit, &role.allocated, offer);
-                    if !Self::meets_minimum(&self.config.min_allocatable, &limited_offer) {
-                        continue;
-                    }
-                    &limited_offer
+            let is_limited = limited(&self.roles, r);
+            let offer = if is_limited {
+                limited_offer = fit_to_limits(&self.roles, r, offer);
+                let offer = limited_offer.as_ref().unwrap_or(offer);
+                if !Self::meets_minimum(&self.config.min_allocatable, offer) {
+                    continue;
                 }
+                offer
+            } else {
+                offer
             };
             // Only roles with no unmet guarantee are held to the budget.
             let budget_offer;
@@ -647,7 +823,7 @@ impl DrfAllocator {
                     if role
                         .guarantee
                         .as_ref()
-                        .is_none_or(|g| unmet_guarantee(g, &role.allocated).is_empty()) =>
+                        .is_none_or(|g| unmet_guarantee(g, held(role)).is_empty()) =>
                 {
                     budget_offer = fit_to_budget(budget, offer);
                     if !Self::meets_minimum(&self.config.min_allocatable, &budget_offer) {
@@ -659,7 +835,7 @@ impl DrfAllocator {
             };
             // A limited role's offer (or any offer under a budget) depends on
             // more than this agent's version: the containment cache is bypassed.
-            let limited = role.limit.is_some() || self.budget.is_some();
+            let limited = is_limited || self.budget.is_some();
             for (_, _, f) in &role.sorter {
                 let fw = &self.frameworks[f.0 as usize];
                 if !fw.constraints.is_empty() && !OfferConstraint::all_match(&fw.constraints, &agent.attributes) {
@@ -668,7 +844,7 @@ impl DrfAllocator {
                 if !meets_framework_minimum(&fw.min_allocatable, &role.name, offer) {
                     continue;
                 }
-                let blocked = entry.filters.get(&(*f, *r)).is_some_and(|filter| {
+                let blocked = entry.filters.get(&(*f, r)).is_some_and(|filter| {
                     filter.until > now
                         && if limited {
                             filter.resources.contains(offer)
@@ -676,13 +852,13 @@ impl DrfAllocator {
                             let cached = agent
                                 .contains_cache
                                 .iter()
-                                .find(|(res, role, _)| *role == *r && Arc::ptr_eq(res, &filter.resources));
+                                .find(|(res, role, _)| *role == r && Arc::ptr_eq(res, &filter.resources));
                             match cached {
                                 Some((_, _, contains)) => *contains,
                                 None => {
                                     let contains = filter.resources.contains(offer);
                                     if agent.contains_cache.len() < 8 {
-                                        agent.contains_cache.push((filter.resources.clone(), *r, contains));
+                                        agent.contains_cache.push((filter.resources.clone(), r, contains));
                                     }
                                     contains
                                 }
@@ -691,7 +867,7 @@ impl DrfAllocator {
                 });
                 if !blocked {
                     let offer = (limited || !agent.free_unreserved).then(|| offer.clone());
-                    return Some((*f, *r, offer));
+                    return Some((*f, r, offer));
                 }
             }
         }
@@ -713,7 +889,7 @@ impl DrfAllocator {
         if !agent.free_meets_min {
             return None;
         }
-        for (_, _, r) in &self.role_order {
+        for r in RoleWalk::new(&self.roles, &self.role_order) {
             let role = &self.roles[r.0 as usize];
             let Some(guarantee) = &role.guarantee else {
                 continue;
@@ -721,13 +897,13 @@ impl DrfAllocator {
             if role.sorter.is_empty() {
                 continue;
             }
-            let unmet = unmet_guarantee(guarantee, &role.allocated);
+            let unmet = unmet_guarantee(guarantee, held(role));
             if unmet.is_empty() {
                 continue;
             }
             let mut offer = fit_to_unmet(&unmet, guaranteed, &agent.free.allocatable_to(&role.name));
-            if let Some(limit) = &role.limit {
-                offer = fit_to_limit(limit, &role.allocated, &offer);
+            if let Some(fitted) = fit_to_limits(&self.roles, r, &offer) {
+                offer = fitted;
             }
             if !Self::meets_minimum(&self.config.min_allocatable, &offer) {
                 continue;
@@ -742,10 +918,10 @@ impl DrfAllocator {
                 }
                 let blocked = entry
                     .filters
-                    .get(&(*f, *r))
+                    .get(&(*f, r))
                     .is_some_and(|filter| filter.until > now && filter.resources.contains(&offer));
                 if !blocked {
-                    return Some((*f, *r, offer));
+                    return Some((*f, r, offer));
                 }
             }
         }
@@ -779,7 +955,7 @@ impl DrfAllocator {
                     let role = &self.roles[r.0 as usize];
                     let g = role.guarantee.as_ref()?;
                     let want = *g.get(name.as_str())?;
-                    Some(want - role.allocated.scalar(name))
+                    Some(want - held(role).scalar(name))
                 })
                 .sum();
             *left = free - unmet;
@@ -810,7 +986,7 @@ impl DrfAllocator {
                 offer
             }
         };
-        *agent.holders.entry((f, r)).or_default() += &resources;
+        Self::hold(&mut agent.holders, (f, r), &resources);
         let agent_id = entry.id.clone();
         self.charge_shares(f, r, &resources);
         Allocation {
@@ -842,10 +1018,9 @@ impl DrfAllocator {
             }
             Some(offer)
         };
-        let offer = match &role.limit {
+        let offer = match fit_to_limits(&self.roles, r, offer.as_ref().unwrap_or(&agent.free)) {
             None => offer,
-            Some(limit) => {
-                let offer = fit_to_limit(limit, &role.allocated, offer.as_ref().unwrap_or(&agent.free));
+            Some(offer) => {
                 if !Self::meets_minimum(&self.config.min_allocatable, &offer) {
                     return None;
                 }
@@ -878,10 +1053,8 @@ impl DrfAllocator {
             return Vec::new();
         }
         // The DRF order as it stands at the start of the cycle.
-        let candidates: Vec<(RoleIdx, FrameworkIdx)> = self
-            .role_order
-            .iter()
-            .flat_map(|(_, _, r)| self.roles[r.0 as usize].sorter.iter().map(|(_, _, f)| (*r, *f)))
+        let candidates: Vec<(RoleIdx, FrameworkIdx)> = RoleWalk::new(&self.roles, &self.role_order)
+            .flat_map(|r| self.roles[r.0 as usize].sorter.iter().map(move |(_, _, f)| (r, *f)))
             .collect();
         let mut allocations = Vec::new();
         for (r, f) in candidates {
@@ -920,7 +1093,7 @@ impl Allocator for DrfAllocator {
             free_unreserved: true,
             version,
             active: true,
-            holders: BTreeMap::new(),
+            holders: Vec::new(),
             contains_cache: Vec::new(),
             contains_version: 0,
             exhausted: None,
@@ -953,8 +1126,8 @@ impl Allocator for DrfAllocator {
             if fw.present {
                 fw.allocated -= held;
             }
-            self.roles[r.0 as usize].allocated -= held;
-            if self.roles[r.0 as usize].limit.is_some() {
+            self.book_role(*r, held, false);
+            if limited(&self.roles, *r) {
                 self.epoch += 1;
             }
         }
@@ -1241,11 +1414,16 @@ impl Allocator for DrfAllocator {
             known.sort_unstable_by(|x, y| agents[x.0 as usize].id.cmp(&agents[y.0 as usize].id));
             known
         });
-        let mut order: Vec<AgentIdx> = order
-            .iter()
-            .copied()
-            .filter(|a| agents[a.0 as usize].slot.as_ref().is_some_and(|s| s.active))
-            .collect();
+        let mut order: Vec<AgentIdx> = {
+            let mut active = Vec::with_capacity(order.len());
+            active.extend(
+                order
+                    .iter()
+                    .copied()
+                    .filter(|a| agents[a.0 as usize].slot.as_ref().is_some_and(|s| s.active)),
+            );
+            active
+        };
         order.shuffle(rng);
         if self.config.policy == Policy::OfferAllToOne {
             return self.allocate_all_to_one(&order, now);
@@ -1282,7 +1460,7 @@ impl Allocator for DrfAllocator {
                 let unmet = role
                     .guarantee
                     .as_ref()
-                    .map(|g| unmet_guarantee(g, &role.allocated))
+                    .map(|g| unmet_guarantee(g, held(role)))
                     .unwrap_or_default();
                 let allocation = self.allocate_one(f, a, r, offer);
                 if let Some(budget) = self.budget.as_mut() {
@@ -1340,8 +1518,8 @@ impl Allocator for DrfAllocator {
             .map(|role| RoleShare {
                 role: role.name.to_string(),
                 weight: role.weight,
-                dominant_share: Self::dominant_share(&self.total_by_name, &role.allocated),
-                allocated: role.allocated.clone(),
+                dominant_share: Self::dominant_share(&self.total_by_name, held(role)),
+                allocated: held(role).clone(),
                 quota: role.limit.clone(),
                 guarantee: role.guarantee.clone(),
             })

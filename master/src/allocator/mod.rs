@@ -21,6 +21,22 @@ use rand::rngs::StdRng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// The ancestors of a hierarchical role, nearest first: `eng/backend/api`
+/// gives `eng/backend`, then `eng`.
+pub(crate) fn ancestors(role: &str) -> impl Iterator<Item = &str> {
+    let mut rest = role;
+    std::iter::from_fn(move || {
+        let slash = rest.rfind('/')?;
+        rest = &rest[..slash];
+        Some(rest)
+    })
+}
+
+/// The parent of a hierarchical role (`eng` for `eng/backend`).
+pub(crate) fn parent(role: &str) -> Option<&str> {
+    ancestors(role).next()
+}
+
 /// Resources of one agent given to one framework for one role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Allocation {
@@ -90,7 +106,7 @@ pub(crate) fn fit_to_limit(limit: &QuotaLimit, allocated: &Resources, offer: &Re
         .iter()
         .map(|(name, limit)| (name.as_str(), *limit - allocated.scalar(name)))
         .collect();
-    let mut fitted = offer.filter(|key| !limit.contains_key(&key.name));
+    let mut fitted = offer.filter(|key| !limit.contains_key(key.name.as_ref()));
     for (key, value) in offer.scalars() {
         if let Some((_, room)) = headroom.iter_mut().find(|(name, _)| *name == key.name) {
             let take = value.min(*room);
@@ -119,7 +135,7 @@ pub(crate) fn unmet_guarantee(guarantee: &QuotaLimit, allocated: &Resources) -> 
 /// of other names (scalars, ranges, sets) are kept whole.
 pub(crate) fn fit_to_unmet(unmet: &[(String, Scalar)], guaranteed: &BTreeSet<String>, offer: &Resources) -> Resources {
     let mut room: Vec<(&str, Scalar)> = unmet.iter().map(|(name, v)| (name.as_str(), *v)).collect();
-    let mut fitted = offer.filter(|key| !guaranteed.contains(&key.name));
+    let mut fitted = offer.filter(|key| !guaranteed.contains(key.name.as_ref()));
     for (key, value) in offer.scalars() {
         if let Some((_, left)) = room.iter_mut().find(|(name, _)| *name == key.name) {
             let take = value.min(*left);
@@ -242,18 +258,23 @@ pub trait Allocator: std::fmt::Debug + Send {
     fn revive(&mut self, framework_id: &FrameworkId, roles: &[String]);
 
     /// Sets a role's weight (finite and > 0); roles are ordered by dominant
-    /// share divided by weight.
+    /// share divided by weight. Roles are hierarchical (`eng/backend` is a
+    /// sub-role of `eng`): siblings are ordered by the weighted share of
+    /// everything allocated in their subtree, and a role's own frameworks
+    /// compete with its sub-roles as one more sibling, weighted by the role's
+    /// weight and charged with what the role itself holds.
     fn set_weight(&mut self, role: &str, weight: f64);
 
     /// Sets (`Some`) or removes (`None`) a role's quota limit: the scalars
-    /// allocated to the role (offered or used, on every agent, reservations
-    /// included) are never offered beyond it, by name. A limit below what the
+    /// allocated to the role and its sub-roles (offered or used, on every
+    /// agent, reservations included) are never offered beyond it, by name. A limit below what the
     /// role holds revokes nothing; the role is then offered none of that
     /// scalar until it is back under the limit.
     fn set_quota(&mut self, role: &str, limit: Option<QuotaLimit>);
 
     /// Sets (`Some`) or removes (`None`) a role's quota guarantee (at most
-    /// its limit, checked by the caller). Each cycle then runs in two
+    /// its limit, checked by the caller), met by what the role and its
+    /// sub-roles hold. Each cycle then runs in two
     /// stages, as Mesos' hierarchical allocator: stage 1 offers, agent by
     /// agent in the cycle's order, only to roles below their guarantee, each
     /// offer cut to the guaranteed scalars the role still lacks, plus the
@@ -275,7 +296,8 @@ pub trait Allocator: std::fmt::Debug + Send {
     /// Figures for one framework.
     fn framework_share(&self, framework_id: &FrameworkId) -> FrameworkShare;
     /// Figures for every role the allocator knows (held by a framework,
-    /// allocated to, or given a weight), by name.
+    /// allocated to, or given a weight), by name; a role's allocation and
+    /// share include its sub-roles'.
     fn roles(&self) -> Vec<RoleShare>;
     /// The sum of every agent's resources.
     fn cluster_total(&self) -> Resources;

@@ -151,3 +151,53 @@ fn offer_all_to_one_respects_offer_constraints() {
     assert_eq!(second.len(), 4);
     assert_eq!(receivers(&second), BTreeSet::from(["b".to_owned()]));
 }
+
+/// Twelve one-cpu agents, each allocation a whole agent, nothing given back:
+/// `ads` and the `eng` subtree split the cluster, then `eng/backend` and
+/// `eng/frontend` split `eng`'s half, as hierarchical DRF means.
+#[test]
+fn hierarchical_roles_share_by_subtree() {
+    let mut alloc = DrfAllocator::new(DrfConfig::default());
+    for (framework, role) in [
+        ("ads-1", "ads"),
+        ("backend-1", "eng/backend"),
+        ("frontend-1", "eng/frontend"),
+    ] {
+        alloc.add_framework(&fw(framework), &[role.to_owned()], &[]);
+    }
+    for i in 0..12 {
+        alloc.add_agent(&agent(i), &res("cpus:1;mem:1024"), &[]);
+    }
+    let allocations = alloc.allocate(Timestamp::from_secs(1), &mut StdRng::seed_from_u64(3));
+    assert_eq!(allocations.len(), 12);
+    let count = |role: &str| allocations.iter().filter(|a| a.role == role).count();
+    assert_eq!((count("ads"), count("eng/backend"), count("eng/frontend")), (6, 3, 3));
+    let roles = alloc.roles();
+    let eng = roles
+        .iter()
+        .find(|r| r.role == "eng")
+        .expect("the parent role is listed");
+    assert_eq!(
+        eng.allocated,
+        res("cpus:6;mem:6144"),
+        "a role's allocation includes its sub-roles'"
+    );
+    assert!((eng.dominant_share - 0.5).abs() < 1e-9);
+}
+
+/// A limit on `eng` bounds `eng/backend` and `eng/frontend` together.
+#[test]
+fn a_parent_limit_bounds_its_subtree() {
+    let mut alloc = DrfAllocator::new(DrfConfig::default());
+    for (framework, role) in [("backend-1", "eng/backend"), ("frontend-1", "eng/frontend")] {
+        alloc.add_framework(&fw(framework), &[role.to_owned()], &[]);
+    }
+    for i in 0..8 {
+        alloc.add_agent(&agent(i), &res("cpus:1;mem:1024"), &[]);
+    }
+    let limit = [("cpus".to_owned(), res("cpus:3").cpus())].into_iter().collect();
+    alloc.set_quota("eng", Some(limit));
+    let allocations = alloc.allocate(Timestamp::from_secs(1), &mut StdRng::seed_from_u64(3));
+    let cpus: Resources = allocations.iter().map(|a| a.resources.clone()).sum();
+    assert_eq!(cpus.cpus(), res("cpus:3").cpus(), "{allocations:?}");
+}

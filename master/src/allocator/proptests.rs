@@ -14,7 +14,8 @@ use rand::rngs::StdRng;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const ROLES: [&str; 3] = ["*", "web", "batch"];
+/// Flat and hierarchical roles; `batch/etl` exists only as a parent.
+const ROLES: [&str; 5] = ["*", "web", "batch", "web/api", "batch/etl/nightly"];
 const AGENT_SPECS: [&str; 5] = [
     "cpus:4;mem:4096;disk:1000;ports:[31000-31009]",
     "cpus:2;mem:1024",
@@ -167,26 +168,26 @@ const WEIGHTS: [f64; 4] = [0.5, 1.0, 2.0, 3.0];
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..8u8, 0..5u8, proptest::option::of((0..6u8, 0..3u8, 0..3u8)))
+        3 => (0..8u8, 0..5u8, proptest::option::of((0..6u8, 0..3u8, 0..5u8)))
             .prop_map(|(agent, spec, used)| Op::AddAgent { agent, spec, used }),
         1 => (0..8u8).prop_map(Op::RemoveAgent),
         1 => (0..8u8, any::<bool>()).prop_map(|(a, b)| Op::AgentActive(a, b)),
-        3 => (0..6u8, 1..8u8).prop_map(|(framework, roles)| Op::AddFramework { framework, roles }),
+        3 => (0..6u8, 1..32u8).prop_map(|(framework, roles)| Op::AddFramework { framework, roles }),
         1 => (0..6u8).prop_map(Op::RemoveFramework),
         1 => (0..6u8, any::<bool>()).prop_map(|(f, b)| Op::FrameworkActive(f, b)),
-        1 => (0..6u8, 1..8u8).prop_map(|(f, r)| Op::UpdateRoles(f, r)),
+        1 => (0..6u8, 1..32u8).prop_map(|(f, r)| Op::UpdateRoles(f, r)),
         6 => (any::<u8>(), proptest::option::of(0..20u16), any::<bool>())
             .prop_map(|(n, refuse, part)| Op::Recover { n, refuse, part }),
-        1 => (0..6u8, 0..8u8).prop_map(|(f, r)| Op::Suppress(f, r)),
-        1 => (0..6u8, 0..8u8).prop_map(|(f, r)| Op::Revive(f, r)),
+        1 => (0..6u8, 0..32u8).prop_map(|(f, r)| Op::Suppress(f, r)),
+        1 => (0..6u8, 0..32u8).prop_map(|(f, r)| Op::Revive(f, r)),
         2 => (0..15u16).prop_map(Op::Advance),
         4 => Just(Op::Allocate),
-        1 => (0..3u8, 0..4u8).prop_map(|(r, w)| Op::SetWeight(r, w)),
+        1 => (0..5u8, 0..4u8).prop_map(|(r, w)| Op::SetWeight(r, w)),
         1 => (0..8u8, 0..3u8).prop_map(|(a, i)| Op::SetAttributes(a, i)),
         1 => (0..6u8, 0..4u8).prop_map(|(f, i)| Op::SetConstraints(f, i)),
         1 => (0..6u8, 0..4u8).prop_map(|(f, i)| Op::SetMinAllocatable(f, i)),
-        2 => (0..3u8, 0..5u8).prop_map(|(r, i)| Op::SetQuota(r, i)),
-        2 => (0..3u8, 0..5u8).prop_map(|(r, i)| Op::SetGuarantee(r, i)),
+        2 => (0..5u8, 0..5u8).prop_map(|(r, i)| Op::SetQuota(r, i)),
+        2 => (0..5u8, 0..5u8).prop_map(|(r, i)| Op::SetGuarantee(r, i)),
     ]
 }
 

@@ -10,8 +10,8 @@
 //! as the fast one. Not for production use.
 
 use super::{
-    Allocation, Allocator, DrfConfig, FrameworkShare, RoleShare, Used, charge_budget, fit_to_budget, fit_to_limit,
-    fit_to_unmet, meets_framework_minimum, unmet_guarantee,
+    Allocation, Allocator, DrfConfig, FrameworkShare, RoleShare, Used, ancestors, charge_budget, fit_to_budget,
+    fit_to_limit, fit_to_unmet, meets_framework_minimum, parent, unmet_guarantee,
 };
 use agora_proto::{AgentId, Attributes, FrameworkId, OfferConstraint, QuotaLimit, Resources, Scalar, Timestamp};
 use rand::rngs::StdRng;
@@ -144,18 +144,48 @@ impl ReferenceDrfAllocator {
         }
     }
 
-    /// Candidates for an agent, best first: roles by weighted dominant share,
-    /// then frameworks by dominant share.
+    /// Candidates for an agent, best first: a depth-first walk of the role
+    /// tree, siblings by the weighted dominant share of their subtree (a
+    /// role's own frameworks being one more sibling, charged with what the
+    /// role itself holds), then frameworks by dominant share.
     fn candidates(&self) -> Vec<(String, FrameworkId)> {
-        let mut roles: Vec<(f64, &String, &RoleSlot)> = self
-            .roles
-            .iter()
-            .filter(|(_, slot)| !slot.frameworks.is_empty())
-            .map(|(name, slot)| (self.dominant_share(&slot.allocated) / self.weight(name), name, slot))
-            .collect();
-        roles.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        let mut nodes: BTreeSet<&str> = BTreeSet::new();
+        for (name, slot) in &self.roles {
+            if !slot.frameworks.is_empty() {
+                nodes.insert(name);
+                nodes.extend(ancestors(name));
+            }
+        }
         let mut out = Vec::new();
-        for (_, role, slot) in roles {
+        self.walk(None, &nodes, &mut out);
+        out
+    }
+
+    /// Appends the candidates under `node` (the root: `None`) to `out`.
+    fn walk(&self, node: Option<&str>, nodes: &BTreeSet<&str>, out: &mut Vec<(String, FrameworkId)>) {
+        // (weighted share, name, whether it is `node`'s own frameworks)
+        let mut entries: Vec<(f64, &str, bool)> = Vec::new();
+        if let Some(own) = node {
+            let allocated = self.roles.get(own).map(|r| r.allocated.clone()).unwrap_or_default();
+            entries.push((self.dominant_share(&allocated) / self.weight(own), own, true));
+        }
+        for child in nodes.iter().filter(|n| parent(n) == node) {
+            entries.push((
+                self.dominant_share(&self.held(child)) / self.weight(child),
+                child,
+                false,
+            ));
+        }
+        // A role's own entry sorts before its sub-roles on a tie: its name is their prefix.
+        entries.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        for (_, role, own) in entries {
+            if !own {
+                self.walk(Some(role), nodes, out);
+                continue;
+            }
+            let Some(slot) = self.roles.get(role) else {
+                continue;
+            };
             let mut frameworks: Vec<(f64, &FrameworkId)> = slot
                 .frameworks
                 .iter()
@@ -165,13 +195,17 @@ impl ReferenceDrfAllocator {
                 })
                 .collect();
             frameworks.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-            out.extend(frameworks.into_iter().map(|(_, id)| (role.clone(), id.clone())));
+            out.extend(frameworks.into_iter().map(|(_, id)| (role.to_owned(), id.clone())));
         }
-        out
     }
 
+    /// What `role` and its sub-roles hold.
     fn held(&self, role: &str) -> Resources {
-        self.roles.get(role).map(|r| r.allocated.clone()).unwrap_or_default()
+        self.roles
+            .iter()
+            .filter(|(name, _)| *name == role || name.strip_prefix(role).is_some_and(|rest| rest.starts_with('/')))
+            .map(|(_, slot)| &slot.allocated)
+            .sum()
     }
 
     /// What `role` still lacks of its guarantee (empty without one).
@@ -234,8 +268,11 @@ impl ReferenceDrfAllocator {
                             self.guarantees.values().flat_map(|g| g.keys().cloned()).collect();
                         offer = fit_to_unmet(&unmet, &names, &offer);
                     }
-                    if let Some(limit) = self.quotas.get(&role) {
-                        offer = fit_to_limit(limit, &self.held(&role), &offer);
+                    // A limit bounds the role's whole subtree.
+                    for limited in std::iter::once(role.as_str()).chain(ancestors(&role)) {
+                        if let Some(limit) = self.quotas.get(limited) {
+                            offer = fit_to_limit(limit, &self.held(limited), &offer);
+                        }
                     }
                     if let Some(budget) = &budget
                         && unmet.is_empty()
@@ -526,10 +563,12 @@ impl Allocator for ReferenceDrfAllocator {
         for f in self.frameworks.values() {
             names.extend(f.roles.iter().map(String::as_str));
         }
+        let parents: Vec<&str> = names.iter().flat_map(|name| ancestors(name)).collect();
+        names.extend(parents);
         names
             .into_iter()
             .map(|name| {
-                let allocated = self.roles.get(name).map(|r| r.allocated.clone()).unwrap_or_default();
+                let allocated = self.held(name);
                 RoleShare {
                     role: name.to_owned(),
                     weight: self.weight(name),

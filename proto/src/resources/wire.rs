@@ -65,7 +65,7 @@ fn ranges_to_wire(r: &RangeSet) -> pb::resource::Value {
 
 fn to_wire((key, value): (ResourceKey, pb::resource::Value)) -> pb::Resource {
     pb::Resource {
-        name: key.name,
+        name: key.name.into_owned(),
         value: Some(value),
         reservation: key.reservation.unwrap_or_default(),
     }
@@ -122,7 +122,9 @@ fn from_wire(resources: impl IntoIterator<Item = pb::Resource>) -> Result<Resour
                 Value::Set(set.item.into_iter().collect())
             }
         };
-        builder.insert(ResourceKey { name, reservation }, value)?;
+        let mut key = ResourceKey::new(&name, None);
+        key.reservation = reservation;
+        builder.insert(key, value)?;
     }
     Ok(builder.resources)
 }
