@@ -1660,46 +1660,10 @@ impl Master {
             free += &held;
         }
         self.rekey_agent(&agent_id, &from, &to, reserve);
-        self.readd_to_allocator(&agent_id);
+        // Decline filters on the agent stay, as for any other change of its free resources.
+        self.allocator.update_total(&agent_id, &from, &to);
         self.request_allocation();
         Ok(())
-    }
-
-    /// Gives the allocator an agent's new total after an operator's
-    /// reservation. The `Allocator` trait changes a total only through an
-    /// allocation (`update_allocation`) or `add_agent`, so the agent is
-    /// removed and added again with what its offers and tasks hold, and its
-    /// attributes and activity are restored. Its decline filters go with
-    /// the old entry: frameworks that declined it may be offered it again
-    /// before their filters would have expired.
-    fn readd_to_allocator(&mut self, agent_id: &AgentId) {
-        let Some(agent) = self.agents.get(agent_id) else {
-            return;
-        };
-        let offers = agent.offers.iter().filter_map(|id| self.offers.get(id)).map(|o| Used {
-            framework_id: o.framework_id.clone(),
-            agent_id: agent_id.clone(),
-            role: o.role.clone(),
-            resources: o.resources.clone(),
-        });
-        let tasks = agent
-            .tasks
-            .iter()
-            .filter_map(|(f, t)| self.frameworks.get(f).and_then(|f| f.tasks.get(t)))
-            .filter(|t| !t.resources_recovered)
-            .map(|t| Used {
-                framework_id: t.framework_id.clone(),
-                agent_id: agent_id.clone(),
-                role: t.role.clone(),
-                resources: t.info.resources.clone(),
-            });
-        let used: Vec<Used> = offers.chain(tasks).collect();
-        self.allocator.remove_agent(agent_id);
-        self.allocator.add_agent(agent_id, &agent.info.resources, &used);
-        self.allocator.set_agent_attributes(agent_id, &agent.info.attributes);
-        if agent.status != AgentStatus::Active {
-            self.allocator.set_agent_active(agent_id, false);
-        }
     }
 
     fn update_weights(&mut self, weights: &[(String, f64)]) -> Result<(), MasterError> {

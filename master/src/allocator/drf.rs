@@ -1278,6 +1278,22 @@ impl Allocator for DrfAllocator {
         self.epoch += 1;
     }
 
+    fn update_total(&mut self, agent_id: &AgentId, from: &Resources, to: &Resources) {
+        let Some(a) = self.agent_index.get(agent_id).copied() else {
+            return;
+        };
+        let version = self.next_version();
+        let Some(agent) = self.agents[a.0 as usize].slot.as_mut() else {
+            return;
+        };
+        agent.total = agent.total.clone() - from + to;
+        agent.exhausted = None;
+        Self::refresh_free(&self.config.min_allocatable, version, agent);
+        let new_total = std::mem::take(&mut self.total) - from + to;
+        self.set_total(new_total);
+        self.epoch += 1;
+    }
+
     fn recover(
         &mut self,
         now: Timestamp,

@@ -252,6 +252,12 @@ pub trait Allocator: std::fmt::Debug + Send {
         to: &Resources,
     );
 
+    /// The agent's unallocated resources `from` become `to` (same
+    /// quantities, other reservations): its total trades `from` for `to`.
+    /// An operator's dynamic RESERVE / UNRESERVE; the caller checks that
+    /// `from` is free there. Decline filters stay. Unknown agent: nothing happens.
+    fn update_total(&mut self, agent_id: &AgentId, from: &Resources, to: &Resources);
+
     /// Stop offering to the framework for these roles (all when empty).
     fn suppress(&mut self, framework_id: &FrameworkId, roles: &[String]);
     /// Resume offers for these roles (all when empty) and clear its filters.

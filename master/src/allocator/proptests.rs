@@ -33,6 +33,9 @@ enum Op {
         used: Option<(u8, u8, u8)>,
     },
     RemoveAgent(u8),
+    /// An operator reserves half a cpu of the agent's free unreserved cpus
+    /// for `ROLES[role]` (`update_total`), when it has that much free.
+    ReserveFree(u8, u8),
     AgentActive(u8, bool),
     AddFramework {
         framework: u8,
@@ -171,6 +174,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..8u8, 0..5u8, proptest::option::of((0..6u8, 0..3u8, 0..5u8)))
             .prop_map(|(agent, spec, used)| Op::AddAgent { agent, spec, used }),
         1 => (0..8u8).prop_map(Op::RemoveAgent),
+        1 => (0..8u8, 1..5u8).prop_map(|(a, r)| Op::ReserveFree(a, r)),
         1 => (0..8u8, any::<bool>()).prop_map(|(a, b)| Op::AgentActive(a, b)),
         3 => (0..6u8, 1..32u8).prop_map(|(framework, roles)| Op::AddFramework { framework, roles }),
         1 => (0..6u8).prop_map(Op::RemoveFramework),
@@ -242,6 +246,8 @@ fn run(ops: &[Op], seed: u64) {
     // Frameworks currently added, so that a framework is only added when absent
     // (re-adding a present id is not something the master does).
     let mut present: BTreeMap<u8, Vec<String>> = BTreeMap::new();
+    // Agents' totals, for the operator's reservations.
+    let mut totals: BTreeMap<u8, Resources> = BTreeMap::new();
     for op in ops {
         let mut given: Vec<Allocation> = Vec::new();
         match op {
@@ -256,11 +262,25 @@ fn run(ops: &[Op], seed: u64) {
                     })
                     .collect();
                 let total = res(AGENT_SPECS[*spec as usize]);
+                totals.insert(*agent, total.clone());
                 fast.add_agent(&agent_id(*agent), &total, &used);
                 reference.add_agent(&agent_id(*agent), &total, &used);
                 outstanding.retain(|a| a.agent_id != agent_id(*agent));
             }
+            Op::ReserveFree(a, r) => {
+                let Some(total) = totals.get_mut(a) else { continue };
+                let from = res("cpus:0.5");
+                let free = total.clone() - &fast.agent_allocated(&agent_id(*a));
+                if !free.contains(&from) {
+                    continue;
+                }
+                let to = from.with_reservation(Some(ROLES[*r as usize]));
+                *total = total.clone() - &from + &to;
+                fast.update_total(&agent_id(*a), &from, &to);
+                reference.update_total(&agent_id(*a), &from, &to);
+            }
             Op::RemoveAgent(a) => {
+                totals.remove(a);
                 fast.remove_agent(&agent_id(*a));
                 reference.remove_agent(&agent_id(*a));
                 outstanding.retain(|x| x.agent_id != agent_id(*a));

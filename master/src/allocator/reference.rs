@@ -457,6 +457,14 @@ impl Allocator for ReferenceDrfAllocator {
         self.charge(framework_id, agent_id, role, to);
     }
 
+    fn update_total(&mut self, agent_id: &AgentId, from: &Resources, to: &Resources) {
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return;
+        };
+        agent.total = agent.total.clone() - from + to;
+        self.total = std::mem::take(&mut self.total) - from + to;
+    }
+
     fn recover(
         &mut self,
         now: Timestamp,

@@ -1994,6 +1994,10 @@ fn operator_reservation_rescinds_offers_only_as_far_as_needed() {
     let rescinded_before = h.master.stats().offers_rescinded;
     reserve(&mut h, &agent_id, "cpus(ads):1").expect("reserve the declined cpu");
     assert_eq!(h.master.stats().offers_rescinded, rescinded_before);
+    // The decline filter outlives the reservation: what is left (mem:384)
+    // is within what `web` declined, so it is not offered to `web` again.
+    h.advance(Duration::from_millis(100));
+    assert!(h.offers(web_conn).is_empty());
 }
 
 #[test]
