@@ -235,6 +235,55 @@ fn check_same(fast: &DrfAllocator, reference: &ReferenceDrfAllocator, now: Times
     }
 }
 
+/// The decline filters in force, as the property states them: after a
+/// framework declines resources on an agent for a role with a filter, an
+/// offer to it there for that role is blocked until the filter expires while
+/// the offer is within what it declined (declines while a filter is in force
+/// widen it and keep the later expiry); reviving the role, removing the
+/// framework or the agent lifts it.
+#[derive(Default)]
+struct Declined(BTreeMap<(FrameworkId, AgentId, String), (Timestamp, Resources)>);
+
+impl Declined {
+    fn decline(&mut self, now: Timestamp, a: &Allocation, resources: &Resources, refuse: Duration) {
+        if refuse.is_zero() || resources.is_empty() {
+            return;
+        }
+        let key = (a.framework_id.clone(), a.agent_id.clone(), a.role.clone());
+        let until = now + refuse;
+        match self.0.get_mut(&key) {
+            Some((old, declined)) if *old > now => {
+                *old = (*old).max(until);
+                *declined += resources;
+            }
+            _ => {
+                self.0.insert(key, (until, resources.clone()));
+            }
+        }
+    }
+
+    fn lift(&mut self, keep: impl Fn(&FrameworkId, &AgentId, &str) -> bool) {
+        self.0.retain(|(f, a, r), _| keep(f, a, r));
+    }
+
+    /// No allocation of a cycle at `now` breaks a filter in force.
+    fn check(&self, now: Timestamp, given: &[Allocation]) {
+        for a in given {
+            let key = (a.framework_id.clone(), a.agent_id.clone(), a.role.clone());
+            if let Some((until, declined)) = self.0.get(&key) {
+                assert!(
+                    *until <= now || !declined.contains(&a.resources),
+                    "{} offered {} on {} for {} at {now:?}, within what it declined ({declined}) until {until:?}",
+                    a.framework_id,
+                    a.resources,
+                    a.agent_id,
+                    a.role
+                );
+            }
+        }
+    }
+}
+
 fn run(ops: &[Op], seed: u64) {
     let mut config = DrfConfig::default();
     config.weights.insert("web".to_owned(), 2.0);
@@ -248,6 +297,7 @@ fn run(ops: &[Op], seed: u64) {
     let mut present: BTreeMap<u8, Vec<String>> = BTreeMap::new();
     // Agents' totals, for the operator's reservations.
     let mut totals: BTreeMap<u8, Resources> = BTreeMap::new();
+    let mut declined = Declined::default();
     for op in ops {
         let mut given: Vec<Allocation> = Vec::new();
         match op {
@@ -263,6 +313,7 @@ fn run(ops: &[Op], seed: u64) {
                     .collect();
                 let total = res(AGENT_SPECS[*spec as usize]);
                 totals.insert(*agent, total.clone());
+                declined.lift(|_, a, _| *a != agent_id(*agent));
                 fast.add_agent(&agent_id(*agent), &total, &used);
                 reference.add_agent(&agent_id(*agent), &total, &used);
                 outstanding.retain(|a| a.agent_id != agent_id(*agent));
@@ -281,6 +332,7 @@ fn run(ops: &[Op], seed: u64) {
             }
             Op::RemoveAgent(a) => {
                 totals.remove(a);
+                declined.lift(|_, id, _| *id != agent_id(*a));
                 fast.remove_agent(&agent_id(*a));
                 reference.remove_agent(&agent_id(*a));
                 outstanding.retain(|x| x.agent_id != agent_id(*a));
@@ -310,6 +362,7 @@ fn run(ops: &[Op], seed: u64) {
                 fast.remove_framework(&framework_id(*f));
                 reference.remove_framework(&framework_id(*f));
                 present.remove(f);
+                declined.lift(|id, _, _| *id != framework_id(*f));
             }
             Op::FrameworkActive(f, b) => {
                 fast.set_framework_active(&framework_id(*f), *b);
@@ -329,18 +382,25 @@ fn run(ops: &[Op], seed: u64) {
                 }
                 let a = outstanding.remove(*n as usize % outstanding.len());
                 let refuse = refuse.map(|s| Duration::from_secs(u64::from(s)));
+                let present_now = present.keys().any(|f| framework_id(*f) == a.framework_id);
                 if *part {
                     // Half of the scalars come back (a partial accept), the rest stays.
                     let back = a.resources.filter(|k| k.name != "cpus");
                     let kept = a.resources.clone() - &back;
                     fast.recover(now, &a.framework_id, &a.agent_id, &a.role, &back, refuse);
                     reference.recover(now, &a.framework_id, &a.agent_id, &a.role, &back, refuse);
+                    if present_now {
+                        declined.decline(now, &a, &back, refuse.unwrap_or_default());
+                    }
                     if !kept.is_empty() {
                         outstanding.push(Allocation { resources: kept, ..a });
                     }
                 } else {
                     fast.recover(now, &a.framework_id, &a.agent_id, &a.role, &a.resources, refuse);
                     reference.recover(now, &a.framework_id, &a.agent_id, &a.role, &a.resources, refuse);
+                    if present_now {
+                        declined.decline(now, &a, &a.resources, refuse.unwrap_or_default());
+                    }
                 }
             }
             Op::Suppress(f, mask) => {
@@ -352,6 +412,8 @@ fn run(ops: &[Op], seed: u64) {
                 let rs = roles(*mask);
                 fast.revive(&framework_id(*f), &rs);
                 reference.revive(&framework_id(*f), &rs);
+                declined
+                    .lift(|id, _, role| *id != framework_id(*f) || !(rs.is_empty() || rs.iter().any(|r| r == role)));
             }
             Op::Advance(s) => now += Duration::from_secs(u64::from(*s)),
             Op::SetAttributes(a, i) => {
@@ -383,6 +445,7 @@ fn run(ops: &[Op], seed: u64) {
                 let got = fast.allocate(now, &mut rng_fast);
                 let want = reference.allocate(now, &mut rng_ref);
                 assert_eq!(got, want, "allocations differ at {now:?}");
+                declined.check(now, &got);
                 given.clone_from(&got);
                 outstanding.extend(got);
             }
@@ -530,5 +593,65 @@ fn decline_rounds_match_the_reference() {
         }
         now += Duration::from_secs(1);
         check_same(&fast, &reference, now);
+    }
+}
+
+/// Equally weighted, unconstrained, always-hungry frameworks in one role:
+/// every cycle each framework launches one task (`cpus:1;mem:1024`) on each
+/// offer it gets and gives the rest back unfiltered, until the cluster is
+/// full. They end with dominant shares within one task of each other.
+fn check_hungry_frameworks_share_evenly(frameworks: u8, agents: &[u8], seed: u64) {
+    let mut allocator = DrfAllocator::new(DrfConfig::default());
+    for f in 0..frameworks {
+        allocator.add_framework(&framework_id(f), &["*".to_owned()], &[]);
+    }
+    let mut cpus = 0u64;
+    for (i, size) in agents.iter().enumerate() {
+        let size = u64::from(*size);
+        cpus += size;
+        let total = res(&format!("cpus:{size};mem:{}", size * 1024));
+        allocator.add_agent(&agent_id(i as u8), &total, &[]);
+    }
+    let task = res("cpus:1;mem:1024");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut now = Timestamp::from_secs(1);
+    let mut tasks = vec![0u64; usize::from(frameworks)];
+    for _ in 0..=cpus {
+        let got = allocator.allocate(now, &mut rng);
+        if got.is_empty() {
+            break;
+        }
+        for a in got {
+            let rest = a.resources.clone() - &task;
+            allocator.recover(now, &a.framework_id, &a.agent_id, &a.role, &rest, None);
+            let f = (0..frameworks).position(|f| framework_id(f) == a.framework_id);
+            tasks[f.expect("a known framework")] += 1;
+        }
+        now += Duration::from_secs(1);
+    }
+    assert_eq!(tasks.iter().sum::<u64>(), cpus, "the cluster fills up: {tasks:?}");
+    let shares: Vec<f64> = (0..frameworks)
+        .map(|f| allocator.framework_share(&framework_id(f)).dominant_share)
+        .collect();
+    let (low, high) = shares
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
+    let one_task = 1.0 / cpus as f64;
+    assert!(
+        high - low <= one_task + 1e-9,
+        "shares {shares:?} (tasks {tasks:?}) differ by more than one task ({one_task})"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn hungry_frameworks_end_within_one_task(
+        frameworks in 2..7u8,
+        agents in proptest::collection::vec(1..9u8, 1..10),
+        seed in any::<u64>(),
+    ) {
+        check_hungry_frameworks_share_evenly(frameworks, &agents, seed);
     }
 }
