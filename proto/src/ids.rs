@@ -1,24 +1,28 @@
 //! Typed identifiers. Each wraps a non-empty string; the wire form is a
 //! message with one `value` field, as in Mesos.
+//!
+//! The text is shared (`Arc<str>`): the master copies ids into every offer,
+//! allocation, event and index, and a copy is then a reference count, not an
+//! allocation.
 
 use crate::error::ProtoError;
 use crate::pb;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Wraps `value`; it must be non-empty and printable, see [`validate_id`].
             pub fn new(value: impl Into<String>) -> Result<Self, ProtoError> {
                 let value = value.into();
                 validate_id(&value).map_err(|reason| ProtoError::invalid("value", reason))?;
-                Ok(Self(value))
+                Ok(Self(Arc::from(value)))
             }
 
             /// The id as text.
@@ -42,13 +46,29 @@ macro_rules! id {
 
         impl From<$name> for pb::$name {
             fn from(id: $name) -> Self {
-                Self { value: id.0 }
+                Self { value: id.0.to_string() }
             }
         }
 
         impl From<&$name> for pb::$name {
             fn from(id: &$name) -> Self {
-                Self { value: id.0.clone() }
+                Self { value: id.0.to_string() }
+            }
+        }
+
+        /// As its text.
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        /// From its text, checked as [`new`](Self::new) checks it.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                validate_id(&text).map_err(serde::de::Error::custom)?;
+                Ok(Self(Arc::from(text)))
             }
         }
     };

@@ -122,6 +122,8 @@ impl RangeSet {
             [] => {}
             &[(begin, end)] => self.insert(begin, end),
             _ if self.0.is_empty() => self.0.clone_from(&other.0),
+            // Common in the books (the same ports allocated again): no new vector.
+            _ if self.contains(other) => {}
             _ => *self = self.union(other),
         }
     }
