@@ -19,6 +19,13 @@
 //!   framework per role launching nothing; the first cycle (about 3,500
 //!   allocations) and a second, empty cycle are timed.
 //!
+//! `a1 --growth` runs two A1 sweeps instead of the grid, a few rounds per
+//! point: cycle time against agents (1k–50k) at a fixed number of frameworks
+//! (default 1,000), and against frameworks (1–6k) at a fixed number of agents
+//! (default 10,000). It prints both tables, with the time per offer (a
+//! cycle's time divided by its offers: flat if the growth is linear in the
+//! offers), and writes them as an SVG plot (`--out DIR`, default `.`).
+//!
 //! Memory is the growth of the process's resident set (`VmRSS`) over each
 //! setup step, divided by the number of agents, frameworks or filters added:
 //! an estimate (the heap keeps freed pages), good to the page.
@@ -31,6 +38,7 @@ use anyhow::{Context, anyhow};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -56,15 +64,28 @@ pub(crate) enum Scenario {
 pub(crate) struct AllocatorArgs {
     /// The scenario.
     scenario: Scenario,
-    /// A1: one grid point with this many agents (default grid: 1k, 10k).
+    /// A1: one grid point with this many agents (default grid: 1k, 10k); with
+    /// `--growth`, the agents held fixed while frameworks vary (default 10k).
     #[arg(long)]
     agents: Option<usize>,
-    /// A1: one grid point with this many frameworks (default grid: 1, 100, 1000).
+    /// A1: one grid point with this many frameworks (default grid: 1, 100, 1000);
+    /// with `--growth`, the frameworks held fixed while agents vary (default 1k).
     #[arg(long)]
     frameworks: Option<usize>,
-    /// A1: the most rounds run and timed per grid point (the scenario has 2F).
-    #[arg(long, default_value_t = 50)]
-    rounds: usize,
+    /// A1: the most rounds run and timed per point (the scenario has 2F)
+    /// [default: 50; with `--growth`, 5].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// A1: growth sweeps instead of the grid: cycle time against agents
+    /// (1k, 5k, 10k, 20k, 30k, 50k) and against frameworks (1, 50, 100, 200,
+    /// 500, 1k, 3k, 6k); prints both tables and writes an SVG plot.
+    #[arg(long)]
+    growth: bool,
+    /// With `--growth`: the directory to write the plot to
+    /// (`allocator-growth.svg`; `allocator-growth-reference.svg` with
+    /// `--reference`) [default: .].
+    #[arg(long, requires = "growth")]
+    out: Option<PathBuf>,
     /// Measure the first, straightforward allocator instead (the "before" figures).
     #[arg(long)]
     reference: bool,
@@ -90,6 +111,9 @@ struct A1Report {
     median_decline_ms: f64,
     /// Offers made over all rounds.
     offers: usize,
+    /// Median, over the timed cycles that made offers, of the cycle's time
+    /// divided by its offers, in µs (none if no cycle made an offer).
+    median_us_per_offer: Option<f64>,
     /// Filters in force at the end.
     filters: usize,
     /// Setup time (adding frameworks and agents), in ms.
@@ -121,7 +145,11 @@ struct A2Report {
 }
 
 pub(crate) fn run(args: AllocatorArgs) -> anyhow::Result<ExitCode> {
+    if args.growth && args.scenario != Scenario::A1 {
+        return Err(anyhow!("--growth is an A1 mode: `agora bench allocator a1 --growth`"));
+    }
     match args.scenario {
+        Scenario::A1 if args.growth => a1_growth(&args),
         Scenario::A1 => a1(&args),
         Scenario::A2 => a2(&args),
         Scenario::A3 => a3(&args),
@@ -175,6 +203,7 @@ fn per(bytes: u64, n: usize) -> f64 {
 }
 
 fn a1(args: &AllocatorArgs) -> anyhow::Result<ExitCode> {
+    let max_rounds = args.rounds.unwrap_or(50);
     let grid: Vec<(usize, usize)> = match (args.agents, args.frameworks) {
         (None, None) => [1_000, 10_000]
             .iter()
@@ -186,7 +215,7 @@ fn a1(args: &AllocatorArgs) -> anyhow::Result<ExitCode> {
         println!(
             "A1 decline offers, allocator `{}`: rounds = min(2F, {}), the first ones, each one timed cycle",
             allocator_name(args.reference),
-            args.rounds
+            max_rounds
         );
         println!(
             "| agents | frameworks | rounds | first cycle | median cycle | p99 cycle | declines/round | offers | filters | setup | mem/agent | mem/framework | mem/filter | Mesos (published) |"
@@ -195,7 +224,7 @@ fn a1(args: &AllocatorArgs) -> anyhow::Result<ExitCode> {
     }
     let mut reports = Vec::new();
     for (i, (agents, frameworks)) in grid.into_iter().enumerate() {
-        let report = a1_point(args, agents, frameworks.max(1), i == 0)?;
+        let report = a1_point(args.reference, max_rounds, agents, frameworks.max(1), i == 0)?;
         if !args.json {
             println!(
                 "| {} | {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {:.0} ms | {} | {} | {} | {} |",
@@ -227,7 +256,13 @@ fn bytes(b: Option<f64>) -> String {
     b.map_or_else(|| "—".to_owned(), |b| format!("{b:.0} B"))
 }
 
-fn a1_point(args: &AllocatorArgs, agents: usize, frameworks: usize, memory: bool) -> anyhow::Result<A1Report> {
+fn a1_point(
+    reference: bool,
+    max_rounds: usize,
+    agents: usize,
+    frameworks: usize,
+    memory: bool,
+) -> anyhow::Result<A1Report> {
     let total = res("cpus:24;mem:4096;disk:4096;ports:[31000-32000]")?;
     let used = res("cpus:16;mem:2014;disk:1024;ports:[31000-31015]")?;
     let role = vec!["*".to_owned()];
@@ -240,7 +275,7 @@ fn a1_point(args: &AllocatorArgs, agents: usize, frameworks: usize, memory: bool
 
     let setup = Instant::now();
     let rss0 = rss_bytes();
-    let mut allocator = new_allocator(args.reference);
+    let mut allocator = new_allocator(reference);
     for id in &framework_ids {
         allocator.add_framework(id, &role, &[]);
     }
@@ -260,15 +295,20 @@ fn a1_point(args: &AllocatorArgs, agents: usize, frameworks: usize, memory: bool
     let mut rng = StdRng::seed_from_u64(1);
     let mut now = Timestamp::from_secs(1);
     let refuse = Some(Duration::from_secs(365 * 24 * 3600));
-    let rounds = (2 * frameworks).min(args.rounds.max(1));
+    let rounds = (2 * frameworks).min(max_rounds.max(1));
     let mut cycles = Vec::with_capacity(rounds);
     let mut declines = Vec::with_capacity(rounds);
+    let mut per_offer = Vec::with_capacity(rounds);
     let mut offers = 0;
     for _ in 0..rounds {
         let start = Instant::now();
         let allocations = allocator.allocate(now, &mut rng);
-        cycles.push(start.elapsed());
+        let cycle = start.elapsed();
+        cycles.push(cycle);
         offers += allocations.len();
+        if let Ok(n @ 1..) = u32::try_from(allocations.len()) {
+            per_offer.push(cycle / n);
+        }
         let start = Instant::now();
         for a in &allocations {
             allocator.recover(now, &a.framework_id, &a.agent_id, &a.role, &a.resources, refuse);
@@ -281,7 +321,7 @@ fn a1_point(args: &AllocatorArgs, agents: usize, frameworks: usize, memory: bool
     let first = cycles.first().copied().unwrap_or_default();
     let (median, p99) = percentiles(cycles);
     Ok(A1Report {
-        allocator: allocator_name(args.reference),
+        allocator: allocator_name(reference),
         agents,
         frameworks,
         rounds,
@@ -290,6 +330,7 @@ fn a1_point(args: &AllocatorArgs, agents: usize, frameworks: usize, memory: bool
         p99_cycle_ms: p99,
         median_decline_ms: percentiles(declines).0,
         offers,
+        median_us_per_offer: (!per_offer.is_empty()).then(|| percentiles(per_offer).0 * 1e3),
         filters,
         setup_ms: ms(setup),
         bytes_per_agent: memory.then(|| per(rss2.saturating_sub(rss1), agents)),
@@ -300,6 +341,160 @@ fn a1_point(args: &AllocatorArgs, agents: usize, frameworks: usize, memory: bool
             .find(|(a, f, _)| *a == agents && *f == frameworks)
             .map(|(_, _, text)| *text),
     })
+}
+
+/// `a1 --growth`: the agents swept at fixed frameworks.
+const GROWTH_AGENTS: [usize; 6] = [1_000, 5_000, 10_000, 20_000, 30_000, 50_000];
+/// `a1 --growth`: the frameworks swept at fixed agents.
+const GROWTH_FRAMEWORKS: [usize; 8] = [1, 50, 100, 200, 500, 1_000, 3_000, 6_000];
+/// The allocator issue's target for one A1 cycle at 10k agents × 1k frameworks, in ms.
+const TARGET_MS: f64 = 10.0;
+
+/// One `--growth` sweep: one count varies, the other is held fixed.
+#[derive(Debug, Serialize)]
+struct Sweep {
+    /// What varies: `agents` or `frameworks`.
+    varies: &'static str,
+    /// The other count, held fixed.
+    fixed: usize,
+    points: Vec<A1Report>,
+}
+
+/// The `a1 --growth` run.
+#[derive(Debug, Serialize)]
+struct GrowthReport {
+    allocator: &'static str,
+    /// The most rounds timed per point (each point runs `min(2F, this)`).
+    max_rounds: usize,
+    target_ms: f64,
+    /// The SVG plot written.
+    plot: PathBuf,
+    by_agents: Sweep,
+    by_frameworks: Sweep,
+}
+
+fn a1_growth(args: &AllocatorArgs) -> anyhow::Result<ExitCode> {
+    let max_rounds = args.rounds.unwrap_or(5);
+    let fixed_frameworks = args.frameworks.unwrap_or(1_000).max(1);
+    let fixed_agents = args.agents.unwrap_or(10_000);
+    let name = allocator_name(args.reference);
+    if !args.json {
+        println!(
+            "A1 growth, allocator `{name}`: rounds = min(2F, {max_rounds}), the first ones, each one timed cycle; \
+             per offer = median over the cycles of (cycle time / offers in the cycle)"
+        );
+    }
+    let sweep = |varies: &'static str, fixed: usize, values: &[usize]| -> anyhow::Result<Sweep> {
+        if !args.json {
+            let other = if varies == "agents" { "frameworks" } else { "agents" };
+            println!("\nCycle time against {varies} ({fixed} {other}):\n");
+            println!(
+                "| agents | frameworks | rounds | offers/cycle | first cycle | median cycle | p99 cycle | per offer | declines/round | setup |"
+            );
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        }
+        let mut points = Vec::with_capacity(values.len());
+        for &v in values {
+            let (agents, frameworks) = if varies == "agents" { (v, fixed) } else { (fixed, v) };
+            let report = a1_point(args.reference, max_rounds, agents, frameworks.max(1), false)?;
+            if !args.json {
+                println!(
+                    "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {:.2} ms | {:.0} ms |",
+                    report.agents,
+                    report.frameworks,
+                    report.rounds,
+                    report.offers as f64 / report.rounds.max(1) as f64,
+                    report.first_cycle_ms,
+                    report.median_cycle_ms,
+                    report.p99_cycle_ms,
+                    report
+                        .median_us_per_offer
+                        .map_or_else(|| "—".to_owned(), |us| format!("{us:.2} µs")),
+                    report.median_decline_ms,
+                    report.setup_ms,
+                );
+            }
+            points.push(report);
+        }
+        Ok(Sweep { varies, fixed, points })
+    };
+    let by_agents = sweep("agents", fixed_frameworks, &GROWTH_AGENTS)?;
+    let by_frameworks = sweep("frameworks", fixed_agents, &GROWTH_FRAMEWORKS)?;
+
+    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = if args.reference {
+        "allocator-growth-reference.svg"
+    } else {
+        "allocator-growth.svg"
+    };
+    let plot = dir.join(file);
+    let report = GrowthReport {
+        allocator: name,
+        max_rounds,
+        target_ms: TARGET_MS,
+        plot,
+        by_agents,
+        by_frameworks,
+    };
+    plot_growth(&report, &report.plot)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("serialising")?);
+    } else {
+        println!("\nPlot: {}", report.plot.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The two sweeps as two log–log panels: median and p99 cycle time, and the target.
+fn plot_growth(report: &GrowthReport, path: &Path) -> anyhow::Result<()> {
+    use crate::cli::bench_plot::{Line, Panel, write_svg};
+    let panel = |sweep: &Sweep, other: &str| {
+        let x = |p: &A1Report| {
+            (if sweep.varies == "agents" {
+                p.agents
+            } else {
+                p.frameworks
+            }) as f64
+        };
+        let line = |label: &str, y: fn(&A1Report) -> f64| Line {
+            label: label.to_owned(),
+            points: sweep.points.iter().map(|p| (x(p), y(p))).collect(),
+            guide: false,
+        };
+        let mut lines = vec![line("median", |p| p.median_cycle_ms), line("p99", |p| p.p99_cycle_ms)];
+        // Against agents, linear growth for reference: proportional to the
+        // agents (each is offered once per cycle), through the median of the
+        // measured medians' ratios to them.
+        let mut slopes: Vec<f64> = sweep.points.iter().map(|p| p.median_cycle_ms / x(p)).collect();
+        slopes.sort_by(f64::total_cmp);
+        if let Some(slope) = slopes.get(slopes.len() / 2).filter(|_| sweep.varies == "agents") {
+            lines.push(Line {
+                label: format!("linear in {}", sweep.varies),
+                points: sweep.points.iter().map(|p| (x(p), slope * x(p))).collect(),
+                guide: true,
+            });
+        }
+        Panel {
+            caption: format!("against {} ({} {other})", sweep.varies, sweep.fixed),
+            x_desc: sweep.varies.to_owned(),
+            y_desc: "cycle time (ms)".to_owned(),
+            lines,
+            target: Some((report.target_ms, format!("target {} ms", report.target_ms))),
+        }
+    };
+    let title = format!(
+        "A1 (decline offers): allocation cycle time, allocator `{}`, ≤ {} rounds per point",
+        report.allocator, report.max_rounds
+    );
+    write_svg(
+        path,
+        &title,
+        &[
+            panel(&report.by_agents, "frameworks"),
+            panel(&report.by_frameworks, "agents"),
+        ],
+    )
 }
 
 /// A2 framework kind: (id prefix, count, tasks each, tasks per offer, task,
