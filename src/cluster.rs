@@ -58,9 +58,10 @@ impl LocalCluster {
         agent_config.usage_interval = Duration::from_secs(1);
         options.containers.apply(&mut agent_config, &options.work_dir)?;
 
-        let server = server::bind(server_config(options.listen, options.allocation_interval))
-            .await
-            .context("cannot start the master")?;
+        let mut master_config = server_config(options.listen, options.allocation_interval);
+        // Operators' weights and quotas survive a restart with the same work dir.
+        master_config.work_dir = Some(options.work_dir.join("master"));
+        let server = server::bind(master_config).await.context("cannot start the master")?;
         let addr = server.local_addr();
         agent_config.masters = vec![addr.to_string()];
         let containerizer = agent_config.containerizer;

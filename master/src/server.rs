@@ -25,6 +25,7 @@ mod core_loop;
 mod http;
 mod metrics;
 mod operator;
+pub mod registry;
 mod scheduler;
 mod status;
 
@@ -58,6 +59,9 @@ pub struct ServerConfig {
     pub master: MasterConfig,
     /// Seed of the core's random choices, so a run can be replayed.
     pub seed: u64,
+    /// The master's work directory, where the registry file keeps operators'
+    /// role weights and quotas across restarts; `None` keeps them in memory.
+    pub work_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +70,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
             master: MasterConfig::default(),
             seed: 0,
+            work_dir: None,
         }
     }
 }
@@ -82,6 +87,10 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The registry could not be opened or read, or the core refused what
+    /// it holds.
+    #[error("cannot restore the registry: {0}")]
+    Registry(String),
     /// The Prometheus recorder could not be built.
     #[error("cannot set up metrics: {0}")]
     Metrics(#[source] metrics_exporter_prometheus::BuildError),
@@ -116,7 +125,20 @@ pub async fn bind(config: ServerConfig) -> Result<MasterServer, ServerError> {
         .map_err(|source| ServerError::Bind { addr, source })?;
     let metrics = metrics::Metrics::new().map_err(ServerError::Metrics)?;
     let prometheus = metrics.handle();
-    let (core, core_loop) = core_loop::new(Master::new(config.master, config.seed), metrics);
+    let registry: Option<Box<dyn registry::Registry>> = match &config.work_dir {
+        Some(dir) => Some(Box::new(
+            registry::FileRegistry::open(dir).map_err(|e| ServerError::Registry(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let stored = match &registry {
+        Some(registry) => registry.load().map_err(|e| ServerError::Registry(e.to_string()))?,
+        None => registry::RegistryState::default(),
+    };
+    let (core, mut core_loop) = core_loop::new(Master::new(config.master, config.seed), metrics, registry);
+    core_loop
+        .restore(stored)
+        .map_err(|e| ServerError::Registry(format!("the master refused what it holds: {e}")))?;
     let router = router(&core, prometheus);
     tracing::info!(%local_addr, "master listening");
     Ok(MasterServer {

@@ -5,6 +5,7 @@
 
 mod support;
 
+use agora_master::server::{ServerConfig, registry};
 use agora_proto::pb;
 use pb::agent_message::Message as ToMaster;
 use pb::cluster_event::Event as ClusterEvent;
@@ -710,4 +711,84 @@ async fn operator_reservations_rescind_offers_and_errors_say_why() {
     let state = server.state().await;
     assert_eq!(state.agents[0].total, vec![scalar("cpus", 4.0), scalar("mem", 1024.0)]);
     server.stop().await.expect("clean stop");
+}
+
+/// A fresh directory for a master's registry.
+fn work_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("agora-grpc-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Role weights and quotas, as `GetRoles` shows them.
+async fn weights_and_quotas(server: &TestServer) -> Vec<(String, f64, Vec<pb::Resource>, Vec<pb::Resource>)> {
+    let roles = server
+        .operator()
+        .await
+        .get_roles(pb::GetRolesRequest {})
+        .await
+        .expect("get roles")
+        .into_inner()
+        .roles;
+    roles
+        .into_iter()
+        .map(|r| (r.role, r.weight, r.quota, r.guarantee))
+        .collect()
+}
+
+#[tokio::test]
+async fn weights_and_quotas_survive_a_restart_with_the_same_work_dir() {
+    let dir = work_dir("registry");
+    let config = || ServerConfig {
+        work_dir: Some(dir.clone()),
+        ..support::config()
+    };
+    let server = TestServer::start_with(config()).await;
+    let mut operator = server.operator().await;
+    operator
+        .update_weights(pb::UpdateWeightsRequest {
+            weights: vec![pb::RoleWeight {
+                role: "web".to_owned(),
+                weight: 2.5,
+            }],
+        })
+        .await
+        .expect("weights");
+    operator
+        .update_quota(pb::UpdateQuotaRequest {
+            quotas: vec![pb::RoleQuota {
+                role: "eng/backend".to_owned(),
+                limit: vec![scalar("cpus", 8.0)],
+                guarantee: vec![scalar("cpus", 2.0)],
+            }],
+        })
+        .await
+        .expect("quota");
+    let before = weights_and_quotas(&server).await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    server.stop().await.expect("clean stop");
+
+    let server = TestServer::start_with(config()).await;
+    assert_eq!(weights_and_quotas(&server).await, before);
+
+    // A registry that cannot be written: the change is refused and undone.
+    let file = dir.join(registry::FILE_NAME);
+    std::fs::remove_file(&file).expect("remove the registry file");
+    std::fs::create_dir_all(file.join("in-the-way")).expect("a directory in its place");
+    let refused = server
+        .operator()
+        .await
+        .update_weights(pb::UpdateWeightsRequest {
+            weights: vec![pb::RoleWeight {
+                role: "web".to_owned(),
+                weight: 4.0,
+            }],
+        })
+        .await
+        .expect_err("the registry cannot be written");
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert!(refused.message().contains("nothing changed"), "{}", refused.message());
+    assert_eq!(weights_and_quotas(&server).await, before);
+    server.stop().await.expect("clean stop");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,6 +6,7 @@ use agora_master::{MasterConfig, Policy};
 use anyhow::Context;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -38,6 +39,10 @@ pub(crate) struct MasterArgs {
     /// Rescind an offer outstanding longer than this (default: offers never expire).
     #[arg(long, value_parser = humantime::parse_duration)]
     offer_timeout: Option<Duration>,
+    /// Where the registry file keeps operators' role weights and quotas
+    /// across restarts (default: nothing is kept; a restart forgets them).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -63,6 +68,7 @@ pub(crate) fn server_config(listen: SocketAddr, allocation_interval: Duration) -
             ..MasterConfig::default()
         },
         seed: started,
+        work_dir: None,
     }
 }
 
@@ -75,6 +81,7 @@ pub(crate) async fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     config.master.agent_ping_interval = args.agent_ping_interval;
     config.master.drf.policy = args.allocator_policy;
     config.master.offer_timeout = args.offer_timeout;
+    config.work_dir = args.work_dir;
     if let Some(seed) = args.seed {
         config.seed = seed;
     }

@@ -17,6 +17,7 @@
 
 use super::cluster_events::ClusterEvents;
 use super::metrics::Metrics;
+use super::registry::{self, Registry, RegistryError, RegistryState};
 use crate::{ClusterState, ConnectionId, Input, Master, MasterError, Output, RoleView};
 use agora_proto::{
     AgentId, AgentMessage, Event, FileChunk, FrameworkCall, FrameworkId, FrameworkInfo, MasterMessage, Resources,
@@ -49,6 +50,17 @@ pub(crate) struct CoreGone;
 
 type Reply<T> = oneshot::Sender<T>;
 
+/// Why an operator's change that the registry keeps was not made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChangeError {
+    /// The core refused it.
+    #[error(transparent)]
+    Refused(#[from] MasterError),
+    /// The registry could not be written; the change was undone.
+    #[error("nothing changed: {0}")]
+    NotPersisted(#[from] RegistryError),
+}
+
 /// A chunk of a sandbox file, or why the agent could not read it.
 pub(crate) type FileRead = Result<FileChunk, String>;
 
@@ -59,6 +71,12 @@ enum Command {
     Input {
         input: Input,
         reply: Option<Reply<Result<(), MasterError>>>,
+    },
+    /// Feed an operator's change that the registry keeps (weights, quotas),
+    /// and store the registry before replying.
+    Persisted {
+        input: Input,
+        reply: Reply<Result<(), ChangeError>>,
     },
     /// A framework opened an event stream: register its channel and subscribe.
     Subscribe {
@@ -105,7 +123,7 @@ pub(crate) struct CoreHandle {
 
 /// Creates the core loop around `master` and the handle to reach it. The loop
 /// does nothing until [`CoreLoop::run`] is spawned.
-pub(crate) fn new(master: Master, metrics: Metrics) -> (CoreHandle, CoreLoop) {
+pub(crate) fn new(master: Master, metrics: Metrics, registry: Option<Box<dyn Registry>>) -> (CoreHandle, CoreLoop) {
     let (commands_tx, commands) = mpsc::channel(COMMAND_BUFFER);
     let (dropped_tx, dropped_streams) = mpsc::unbounded_channel();
     let handle = CoreHandle {
@@ -126,6 +144,7 @@ pub(crate) fn new(master: Master, metrics: Metrics) -> (CoreHandle, CoreLoop) {
         last_tick: None,
         events: ClusterEvents::new(),
         metrics,
+        registry,
     };
     (handle, core)
 }
@@ -246,26 +265,27 @@ impl CoreHandle {
         .await
     }
 
-    /// Sets role weights on behalf of an operator.
+    /// Sets role weights on behalf of an operator (kept in the registry).
     pub(crate) async fn update_weights(
         &self,
         weights: Vec<(String, f64)>,
-    ) -> Result<Result<(), MasterError>, CoreGone> {
-        self.ask(|reply| Command::Input {
+    ) -> Result<Result<(), ChangeError>, CoreGone> {
+        self.ask(|reply| Command::Persisted {
             input: Input::UpdateWeights(weights),
-            reply: Some(reply),
+            reply,
         })
         .await
     }
 
-    /// Sets or removes role quota limits and guarantees on behalf of an operator.
+    /// Sets or removes role quota limits and guarantees on behalf of an
+    /// operator (kept in the registry).
     pub(crate) async fn update_quota(
         &self,
         quotas: Vec<(String, RoleQuota)>,
-    ) -> Result<Result<(), MasterError>, CoreGone> {
-        self.ask(|reply| Command::Input {
+    ) -> Result<Result<(), ChangeError>, CoreGone> {
+        self.ask(|reply| Command::Persisted {
             input: Input::UpdateQuota(quotas),
-            reply: Some(reply),
+            reply,
         })
         .await
     }
@@ -380,6 +400,8 @@ pub(crate) struct CoreLoop {
     last_tick: Option<Timestamp>,
     events: ClusterEvents,
     metrics: Metrics,
+    /// Where operators' weights and quotas are kept (none: in memory only).
+    registry: Option<Box<dyn Registry>>,
 }
 
 impl CoreLoop {
@@ -433,6 +455,9 @@ impl CoreLoop {
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 }
+            }
+            Command::Persisted { input, reply } => {
+                let _ = reply.send(self.feed_persisted(input));
             }
             Command::Subscribe {
                 conn,
@@ -502,6 +527,77 @@ impl CoreLoop {
 
     /// Feeds `input` and whatever disconnections routing its outputs reveals;
     /// returns the verdict on `input` itself.
+    /// What the registry should hold now.
+    fn registry_state(&self) -> RegistryState {
+        registry::state_of(
+            &self.master.config().drf.weights,
+            self.master
+                .roles()
+                .into_iter()
+                .map(|role| (role.role, role.quota, role.guarantee)),
+        )
+    }
+
+    /// Restores what a registry holds, before anything is served.
+    pub(crate) fn restore(&mut self, state: RegistryState) -> Result<(), MasterError> {
+        if !state.weights.is_empty() {
+            self.feed(Input::UpdateWeights(state.weights.into_iter().collect()))?;
+        }
+        if !state.quotas.is_empty() {
+            let quotas = state.quotas.into_iter().map(|(role, q)| (role, q.into())).collect();
+            self.feed(Input::UpdateQuota(quotas))?;
+        }
+        Ok(())
+    }
+
+    /// Feeds an operator's change and stores the registry. The write is
+    /// synchronous (a small file, flushed): operators change weights and
+    /// quotas rarely, and a change must not be acknowledged before it is
+    /// durable. If the write fails the change is undone in the core, so the
+    /// core and the registry never disagree.
+    fn feed_persisted(&mut self, input: Input) -> Result<(), ChangeError> {
+        if self.registry.is_none() {
+            return Ok(self.feed(input)?);
+        }
+        let before = self.registry_state();
+        let undo = match &input {
+            Input::UpdateWeights(weights) => Input::UpdateWeights(
+                weights
+                    .iter()
+                    .map(|(role, _)| (role.clone(), before.weights.get(role).copied().unwrap_or(1.0)))
+                    .collect(),
+            ),
+            Input::UpdateQuota(quotas) => Input::UpdateQuota(
+                quotas
+                    .iter()
+                    .map(|(role, _)| {
+                        (
+                            role.clone(),
+                            before.quotas.get(role).cloned().unwrap_or_default().into(),
+                        )
+                    })
+                    .collect(),
+            ),
+            _ => return Ok(self.feed(input)?),
+        };
+        self.feed(input)?;
+        let after = self.registry_state();
+        if after == before {
+            return Ok(());
+        }
+        let stored = match self.registry.as_mut() {
+            Some(registry) => registry.store(&after),
+            None => Ok(()),
+        };
+        if let Err(error) = stored {
+            tracing::error!(%error, "cannot store the registry; the operator's change is undone");
+            // The values being restored were accepted before.
+            let _ = self.feed(undo);
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
     fn feed(&mut self, input: Input) -> Result<(), MasterError> {
         let result = self.handle(input);
         while let Some(follow_up) = self.follow_ups.pop_front() {

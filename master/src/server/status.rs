@@ -1,6 +1,7 @@
 //! The one place where errors become gRPC statuses.
 
-use super::core_loop::CoreGone;
+use super::core_loop::{ChangeError, CoreGone};
+use super::registry::RegistryError;
 use crate::{MasterError, ReservationError};
 use agora_proto::ProtoError;
 use tonic::Status;
@@ -17,12 +18,24 @@ pub(crate) enum ServiceError {
     /// The server is shutting down.
     #[error(transparent)]
     Unavailable(#[from] CoreGone),
+    /// The registry could not be written, so the change was not made.
+    #[error("{0}")]
+    NotPersisted(RegistryError),
+}
+
+impl From<ChangeError> for ServiceError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::Refused(refusal) => Self::Refused(refusal),
+            ChangeError::NotPersisted(error) => Self::NotPersisted(error),
+        }
+    }
 }
 
 /// Folds the core loop's answer (it may be gone; the core may refuse) into
 /// one service error.
-pub(crate) fn answer<T>(reply: Result<Result<T, MasterError>, CoreGone>) -> Result<T, ServiceError> {
-    Ok(reply??)
+pub(crate) fn answer<T, E: Into<ServiceError>>(reply: Result<Result<T, E>, CoreGone>) -> Result<T, ServiceError> {
+    reply?.map_err(Into::into)
 }
 
 impl From<ServiceError> for Status {
@@ -30,6 +43,7 @@ impl From<ServiceError> for Status {
         let message = error.to_string();
         match error {
             ServiceError::Invalid(_) => Self::invalid_argument(message),
+            ServiceError::NotPersisted(_) => Self::unavailable(format!("nothing changed: {message}")),
             ServiceError::Refused(refusal) => match refusal {
                 MasterError::UnknownFramework(_) | MasterError::UnknownAgent(_) | MasterError::UnknownTask(_) => {
                     Self::not_found(message)
