@@ -277,6 +277,9 @@ async fn unsupported_calls_are_400_saying_so() {
         "{}",
         response.text()
     );
+    // REQUEST is accepted and ignored, as by Mesos' allocator.
+    let request = json!({"type": "REQUEST", "framework_id": {"value": id}, "request": {"requests": []}});
+    assert_eq!(calls.call(&stream_id, &request).await.status, 202);
     server.stop().await.expect("clean stop");
 }
 
@@ -500,5 +503,110 @@ async fn version_state_and_operator_calls_in_mesos_shape() {
     );
     let unsupported = post(&server, "/api/v1", &[JSON], &json!({"type": "RESERVE_RESOURCES"})).await;
     assert_eq!(unsupported.status, 400);
+    server.stop().await.expect("clean stop");
+}
+
+/// The next UPDATE event (heartbeats and offers skipped).
+async fn next_update(stream: &mut EventStream) -> Value {
+    loop {
+        let event = stream.next().await.expect("an UPDATE");
+        if event["type"] == "UPDATE" {
+            return event["update"]["status"].clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn stale_offers_and_invalid_tasks_are_accepted_then_reported_as_updates() {
+    let server = server().await;
+    let (_agent, agent_id) = agent(&server).await;
+    let (mut stream, id, stream_id) = subscribe(&server, json!({})).await;
+    let mut calls = Connection::open(server.addr).await;
+    let offers = stream.next_non_heartbeat().await.expect("OFFERS");
+    let offer_id = offers["offers"]["offers"][0]["id"].clone();
+    let launch = |offer: &Value, task: &str, cpus: f64| {
+        json!({"type": "ACCEPT", "framework_id": {"value": id}, "accept": {
+            "offer_ids": [offer],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [{
+                "name": task, "task_id": {"value": task}, "agent_id": {"value": agent_id},
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}}],
+                "command": {"value": "sleep 1"}}]}}]}})
+    };
+
+    // More than offered: 202, then TASK_ERROR naming the problem.
+    let response = calls.call(&stream_id, &launch(&offer_id, "too-big", 64.0)).await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    let status = next_update(&mut stream).await;
+    assert_eq!(status["task_id"]["value"], "too-big");
+    assert_eq!(status["state"], "TASK_ERROR");
+    assert_eq!(status["reason"], "REASON_TASK_INVALID");
+    assert_eq!(status["source"], "SOURCE_MASTER");
+
+    // The same offer again (already used): 202, then TASK_LOST (not partition-aware).
+    let response = calls.call(&stream_id, &launch(&offer_id, "stale", 0.1)).await;
+    assert_eq!(response.status, 202);
+    let status = next_update(&mut stream).await;
+    assert_eq!(status["task_id"]["value"], "stale");
+    assert_eq!(status["state"], "TASK_LOST");
+    assert_eq!(status["reason"], "REASON_INVALID_OFFERS");
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn offers_are_rescinded_when_their_agent_disconnects() {
+    let server = server().await;
+    let (agent, _agent_id) = agent(&server).await;
+    let (mut stream, _id, _stream_id) = subscribe(&server, json!({})).await;
+    let offers = stream.next_non_heartbeat().await.expect("OFFERS");
+    let offer_id = offers["offers"]["offers"][0]["id"].clone();
+    drop(agent);
+    let rescind = stream.next_non_heartbeat().await.expect("RESCIND");
+    assert_eq!(rescind, json!({"type": "RESCIND", "rescind": {"offer_id": offer_id}}));
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn reserve_and_unreserve_inside_accept() {
+    let server = server().await;
+    let (_agent, _agent_id) = agent(&server).await;
+    let (mut stream, id, stream_id) = subscribe(&server, json!({"roles": ["web"]})).await;
+    let mut calls = Connection::open(server.addr).await;
+    let offers = stream.next_non_heartbeat().await.expect("OFFERS");
+    let offer = &offers["offers"]["offers"][0];
+    assert_eq!(offer["allocation_info"]["role"], "web");
+    let reserved = json!([{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
+        "reservations": [{"type": "DYNAMIC", "role": "web", "principal": "ops"}]}]);
+    let reserve = json!({"type": "ACCEPT", "framework_id": {"value": id}, "accept": {
+        "offer_ids": [offer["id"]],
+        "operations": [{"type": "RESERVE", "reserve": {"resources": reserved}}],
+        "filters": {"refuse_seconds": 0}}});
+    assert_eq!(calls.call(&stream_id, &reserve).await.status, 202);
+
+    // The next offer holds the reservation, in the v1 format.
+    let again = stream.next_non_heartbeat().await.expect("OFFERS");
+    let resources = again["offers"]["offers"][0]["resources"].clone();
+    let reservation = resources
+        .as_array()
+        .and_then(|rs| {
+            rs.iter()
+                .find(|r| r["name"] == "cpus" && r.get("reservations").is_some())
+        })
+        .unwrap_or_else(|| panic!("no reserved cpus in {resources}"));
+    assert_eq!(reservation["scalar"]["value"], 1.0);
+    assert_eq!(reservation["reservations"][0]["role"], "web");
+
+    // The framework echoes the offered resource back to UNRESERVE it.
+    let unreserve = json!({"type": "ACCEPT", "framework_id": {"value": id}, "accept": {
+        "offer_ids": [again["offers"]["offers"][0]["id"]],
+        "operations": [{"type": "UNRESERVE", "unreserve": {"resources": [reservation]}}],
+        "filters": {"refuse_seconds": 0}}});
+    assert_eq!(calls.call(&stream_id, &unreserve).await.status, 202);
+    let third = stream.next_non_heartbeat().await.expect("OFFERS");
+    let still_reserved = third["offers"]["offers"][0]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r.get("reservations").is_some());
+    assert!(!still_reserved, "{third}");
     server.stop().await.expect("clean stop");
 }

@@ -300,6 +300,27 @@ mod tests {
     }
 
     #[test]
+    fn rescind_failure_and_error_shapes() {
+        assert_eq!(
+            event(&Event::Rescind(OfferId::new("o1").expect("valid")), &master()),
+            json!({"type": "RESCIND", "rescind": {"offer_id": {"value": "o1"}}})
+        );
+        assert_eq!(
+            event(
+                &Event::Failure {
+                    agent_id: AgentId::new("a1").expect("valid")
+                },
+                &master()
+            ),
+            json!({"type": "FAILURE", "failure": {"agent_id": {"value": "a1"}}})
+        );
+        assert_eq!(
+            event(&Event::Error("gone".into()), &master()),
+            json!({"type": "ERROR", "error": {"message": "gone"}})
+        );
+    }
+
+    #[test]
     fn legacy_resources_are_one_entry_per_name() {
         let r: Resources = "cpus:2;cpus(web):1;mem:64;ports:[31000-32000]".parse().expect("valid");
         assert_eq!(
