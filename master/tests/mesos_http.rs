@@ -69,6 +69,19 @@ async fn subscribe_streams_subscribed_then_a_heartbeat_at_once_then_periodically
 }
 
 #[tokio::test]
+async fn the_stream_stays_open_when_the_request_says_connection_close() {
+    let server = server().await;
+    let call = subscribe_call("fw", json!({}));
+    let mut stream = EventStream::subscribe(server.addr, &call, &[("Connection", "close")])
+        .await
+        .expect("200");
+    for expected in ["SUBSCRIBED", "HEARTBEAT", "HEARTBEAT"] {
+        assert_eq!(stream.next().await.expect("an event")["type"], expected);
+    }
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
 async fn methods_other_than_post_are_405_with_allow() {
     let server = server().await;
     let response = request(server.addr, "GET", "/api/v1/scheduler", &[], b"").await;

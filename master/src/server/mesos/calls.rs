@@ -317,6 +317,7 @@ struct KillPolicy {
 
 #[derive(Debug, Deserialize)]
 struct DurationInfo {
+    #[serde(deserialize_with = "int64")]
     nanoseconds: i64,
 }
 
@@ -349,8 +350,27 @@ struct Ranges {
 
 #[derive(Debug, Deserialize)]
 struct Range {
+    #[serde(deserialize_with = "int64")]
     begin: u64,
+    #[serde(deserialize_with = "int64")]
     end: u64,
+}
+
+/// A 64-bit integer as a JSON number or, as the proto3 JSON mapping writes
+/// it, a string of digits.
+fn int64<'de, D: Deserializer<'de>, T: std::str::FromStr + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrString<T> {
+        Number(T),
+        String(String),
+    }
+    match NumberOrString::<T>::deserialize(d)? {
+        NumberOrString::Number(n) => Ok(n),
+        NumberOrString::String(s) => s
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an integer"))),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -950,6 +970,30 @@ mod tests {
         assert_eq!(tasks[1].command.argv(), vec!["/bin/sleep".to_owned(), "1".to_owned()]);
         assert_eq!(tasks[1].command.value, "/bin/sleep");
         assert_eq!(tasks[1].kill_grace_period, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn int64_fields_may_be_strings() {
+        let c = framework_call(json!({
+            "type": "ACCEPT", "framework_id": {"value": "f"},
+            "accept": {"offer_ids": [{"value": "o1"}], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [
+                {"name": "a", "task_id": {"value": "t"}, "agent_id": {"value": "ag"},
+                 "resources": [{"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": "31000", "end": "31001"}]}}],
+                 "command": {"value": "true"},
+                 "kill_policy": {"grace_period": {"nanoseconds": "1000000000"}}}
+            ]}}]}
+        }));
+        let Call::Accept { operations, .. } = c else {
+            panic!("{c:?}")
+        };
+        let [DomainOperation::Launch(tasks)] = operations.as_slice() else {
+            panic!("{operations:?}")
+        };
+        assert_eq!(
+            tasks[0].resources,
+            "ports:[31000-31001]".parse::<Resources>().expect("valid")
+        );
+        assert_eq!(tasks[0].kill_grace_period, Some(Duration::from_secs(1)));
     }
 
     #[test]

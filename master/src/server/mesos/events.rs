@@ -142,7 +142,8 @@ pub(crate) fn task_status(s: &TaskStatus) -> Value {
     Value::Object(out)
 }
 
-/// `Resource`s in the v1 (reservation refinement) format: reserved ones carry
+/// `Resource`s, readable by clients of both formats: each has the deprecated
+/// `role` (`*` when unreserved), reserved ones also the v1
 /// `reservations: [{role}]`; with `allocated_to`, each carries
 /// `allocation_info: {role}`, as offers to multi-role frameworks do.
 pub(crate) fn resources(r: &Resources, allocated_to: Option<&str>) -> Value {
@@ -152,6 +153,9 @@ pub(crate) fn resources(r: &Resources, allocated_to: Option<&str>) -> Value {
         resource.insert("name".into(), name.into());
         resource.insert("type".into(), kind.into());
         resource.insert(value.0.into(), value.1);
+        // `role` is the pre-refinement form older clients read (`*` when
+        // unreserved); `reservations` the v1 form.
+        resource.insert("role".into(), role.unwrap_or("*").into());
         if let Some(role) = role {
             resource.insert("reservations".into(), json!([{ "role": role }]));
         }
@@ -261,16 +265,16 @@ mod tests {
         );
         let resources = offer["resources"].as_array().expect("array");
         assert!(resources.contains(&json!({
-            "name": "cpus", "type": "SCALAR", "scalar": {"value": 2.0}, "allocation_info": {"role": "web"}
+            "name": "cpus", "type": "SCALAR", "scalar": {"value": 2.0}, "role": "*", "allocation_info": {"role": "web"}
         })));
         assert!(resources.contains(&json!({
-            "name": "mem", "type": "SCALAR", "scalar": {"value": 128.0},
+            "name": "mem", "type": "SCALAR", "scalar": {"value": 128.0}, "role": "web",
             "reservations": [{"role": "web"}], "allocation_info": {"role": "web"}
         })));
         assert!(resources.contains(&json!({
             "name": "ports", "type": "RANGES",
             "ranges": {"range": [{"begin": 31000, "end": 31002}, {"begin": 31005, "end": 31005}]},
-            "allocation_info": {"role": "web"}
+            "role": "*", "allocation_info": {"role": "web"}
         })));
     }
 
