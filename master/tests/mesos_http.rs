@@ -566,15 +566,24 @@ async fn stale_offers_and_invalid_tasks_are_accepted_then_reported_as_updates() 
 }
 
 #[tokio::test]
-async fn offers_are_rescinded_when_their_agent_disconnects() {
-    let server = server().await;
-    let (agent, _agent_id) = agent(&server).await;
+async fn offers_are_rescinded_when_their_agent_disconnects_then_failure_when_it_is_lost() {
+    let mut config = config();
+    config.master.heartbeat_interval = Duration::from_millis(100);
+    config.master.agent_ping_interval = Duration::from_millis(50);
+    config.master.max_missed_pings = 2;
+    let server = TestServer::start_with(config).await;
+    let (agent, agent_id) = agent(&server).await;
     let (mut stream, _id, _stream_id) = subscribe(&server, json!({})).await;
     let offers = stream.next_non_heartbeat().await.expect("OFFERS");
     let offer_id = offers["offers"]["offers"][0]["id"].clone();
     drop(agent);
     let rescind = stream.next_non_heartbeat().await.expect("RESCIND");
     assert_eq!(rescind, json!({"type": "RESCIND", "rescind": {"offer_id": offer_id}}));
+    let failure = stream.next_non_heartbeat().await.expect("FAILURE");
+    assert_eq!(
+        failure,
+        json!({"type": "FAILURE", "failure": {"agent_id": {"value": agent_id}}})
+    );
     server.stop().await.expect("clean stop");
 }
 

@@ -11,7 +11,7 @@
 //! A subscription here is what a gRPC subscription is: a fresh
 //! [`ConnectionId`] fed to the core as `Input::Subscribe`, whose
 //! `Output::ToFramework` events this module frames and streams. Calls become
-//! the same [`FrameworkCall`]s. So Mesos and SDK frameworks share one core,
+//! the same [`agora_proto::FrameworkCall`]s. So Mesos and SDK frameworks share one core,
 //! one allocator and one set of rules; only the translation (`calls.rs`,
 //! `events.rs`, `state.rs`) is Mesos-specific.
 //!
