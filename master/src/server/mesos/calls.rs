@@ -58,17 +58,6 @@ pub(crate) enum MesosCall {
     Ignored(FrameworkId),
 }
 
-impl MesosCall {
-    /// The caller, for every call but SUBSCRIBE.
-    pub(crate) fn framework_id(&self) -> Option<&FrameworkId> {
-        match self {
-            Self::Subscribe(_) => None,
-            Self::Call(call) => Some(&call.framework_id),
-            Self::Ignored(id) => Some(id),
-        }
-    }
-}
-
 /// `null` or absent → the default; anything else as `T`.
 fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())

@@ -120,6 +120,8 @@ enum HttpError {
     UnsupportedOperatorCall(String),
     #[error("Failed to parse body into JSON: {0}")]
     OperatorJson(String),
+    #[error("Failed to validate master::Call: Expecting 'type' to be present")]
+    OperatorWithoutType,
     #[error("the master is shutting down")]
     Unavailable,
 }
@@ -147,7 +149,8 @@ impl HttpError {
             | Self::UnknownFramework
             | Self::Refused(_)
             | Self::UnsupportedOperatorCall(_)
-            | Self::OperatorJson(_) => StatusCode::BAD_REQUEST,
+            | Self::OperatorJson(_)
+            | Self::OperatorWithoutType => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -234,9 +237,8 @@ impl Api {
         // Not a leader or still recovering (307 / 503 in Mesos) cannot
         // happen yet: there is one master and it keeps no registry.
         check_post_json(method, headers)?;
-        let call = calls::parse(body)?;
         let stream_id = headers.get(STREAM_ID);
-        let call = match call {
+        let (framework_id, call) = match calls::parse(body)? {
             MesosCall::Subscribe(info) => {
                 if !accepts_json(headers) {
                     return Err(HttpError::NotAcceptable);
@@ -246,23 +248,19 @@ impl Api {
                 }
                 return self.subscribe(info).await;
             }
-            other => other,
-        };
-        let Some(framework_id) = call.framework_id().cloned() else {
-            return Err(HttpError::UnknownFramework);
+            MesosCall::Call(call) => (call.framework_id.clone(), Some(call)),
+            MesosCall::Ignored(framework_id) => (framework_id, None),
         };
         self.check_stream(&framework_id, stream_id).await?;
-        match call {
-            MesosCall::Subscribe(_) | MesosCall::Ignored(_) => Ok(StatusCode::ACCEPTED.into_response()),
-            MesosCall::Call(call) => {
-                let update = matches!(call.call, Call::UpdateFramework(_));
-                self.core.call(call).await?.map_err(|refusal| match refusal {
-                    MasterError::UnknownFramework(_) | MasterError::FrameworkRemoved(_) => HttpError::UnknownFramework,
-                    other => HttpError::Refused(other),
-                })?;
-                Ok(if update { StatusCode::OK } else { StatusCode::ACCEPTED }.into_response())
-            }
-        }
+        let Some(call) = call else {
+            return Ok(StatusCode::ACCEPTED.into_response());
+        };
+        let update = matches!(call.call, Call::UpdateFramework(_));
+        self.core.call(call).await?.map_err(|refusal| match refusal {
+            MasterError::UnknownFramework(_) | MasterError::FrameworkRemoved(_) => HttpError::UnknownFramework,
+            other => HttpError::Refused(other),
+        })?;
+        Ok(if update { StatusCode::OK } else { StatusCode::ACCEPTED }.into_response())
     }
 
     /// Mesos' checks, in its order: the framework exists, is subscribed,
@@ -464,7 +462,7 @@ impl Api {
         let kind = value
             .get("type")
             .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| HttpError::Call(CallError::Invalid("Expecting 'type' to be present".to_owned())))?;
+            .ok_or(HttpError::OperatorWithoutType)?;
         let call = OperatorCall::from_type(kind).ok_or_else(|| HttpError::UnsupportedOperatorCall(kind.to_owned()))?;
         let state = if call.needs_state() {
             Some(self.core.state().await?)
