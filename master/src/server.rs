@@ -1,6 +1,7 @@
 //! The master's server: the tokio driver around the pure [`Master`] core,
-//! serving the scheduler, agent and operator gRPC APIs and the HTTP endpoints
-//! (`/health`, `/metrics`, `/state`) on one port.
+//! serving the scheduler, agent and operator gRPC APIs, the HTTP endpoints
+//! (`/health`, `/metrics`, `/state`) and Mesos' v1 HTTP APIs (`server/mesos/`)
+//! on one port.
 //!
 //! It owns everything the core must not touch: the listening socket, the
 //! wall clock, the per-connection streams and the Prometheus recorder. One
@@ -23,6 +24,7 @@ mod agent_link;
 mod cluster_events;
 mod core_loop;
 mod http;
+mod mesos;
 mod metrics;
 mod operator;
 pub mod registry;
@@ -125,6 +127,10 @@ pub async fn bind(config: ServerConfig) -> Result<MasterServer, ServerError> {
         .map_err(|source| ServerError::Bind { addr, source })?;
     let metrics = metrics::Metrics::new().map_err(ServerError::Metrics)?;
     let prometheus = metrics.handle();
+    let mesos_master = mesos::MasterInfo {
+        id: config.master.master_id.clone(),
+        addr: local_addr,
+    };
     let registry: Option<Box<dyn registry::Registry>> = match &config.work_dir {
         Some(dir) => Some(Box::new(
             registry::FileRegistry::open(dir).map_err(|e| ServerError::Registry(e.to_string()))?,
@@ -139,7 +145,7 @@ pub async fn bind(config: ServerConfig) -> Result<MasterServer, ServerError> {
     core_loop
         .restore(stored)
         .map_err(|e| ServerError::Registry(format!("the master refused what it holds: {e}")))?;
-    let router = router(&core, prometheus);
+    let router = router(&core, prometheus, mesos_master);
     tracing::info!(%local_addr, "master listening");
     Ok(MasterServer {
         listener,
@@ -161,9 +167,18 @@ pub async fn serve(
 
 /// gRPC services and HTTP endpoints on one router. gRPC requests are routed
 /// by their `/agora.v1.<Service>/` path prefix, everything else by the HTTP
-/// routes; unknown paths get gRPC UNIMPLEMENTED or HTTP 404 depending on the
-/// request's content type.
-fn router(core: &CoreHandle, prometheus: metrics_exporter_prometheus::PrometheusHandle) -> axum::Router {
+/// routes (ours, then Mesos' v1 HTTP APIs); unknown paths get gRPC
+/// UNIMPLEMENTED or HTTP 404 depending on the request's content type.
+fn router(
+    core: &CoreHandle,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    mesos_master: mesos::MasterInfo,
+) -> axum::Router {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(agora_proto::Timestamp::ZERO, |d| {
+            agora_proto::Timestamp::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        });
     let grpc = Routes::new(pb::scheduler_server::SchedulerServer::new(
         scheduler::SchedulerService::new(core.clone()),
     ))
@@ -175,6 +190,7 @@ fn router(core: &CoreHandle, prometheus: metrics_exporter_prometheus::Prometheus
     ))
     .into_axum_router();
     grpc.merge(http::router(core.clone(), prometheus))
+        .merge(mesos::router(core.clone(), mesos_master, started))
         .fallback(http::fallback)
 }
 
