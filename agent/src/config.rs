@@ -193,6 +193,14 @@ pub struct AgentConfig {
     pub missed_pings: u32,
     /// Seed for status update uuids and reconnect jitter; `None` draws one.
     pub seed: Option<u64>,
+    /// Whether the agent checkpoints its id, tasks and unacknowledged
+    /// updates in `work_dir` and recovers them when it starts (see
+    /// [`checkpoint`](crate::checkpoint)). Off by default for embedded
+    /// agents (tests, `agora local`); `agora agent` turns it on.
+    pub checkpoint: bool,
+    /// Start as a new agent when the checkpoint is corrupt (it is moved
+    /// aside to `<file>.corrupt`) instead of refusing to start.
+    pub discard_corrupt_checkpoint: bool,
 }
 
 impl AgentConfig {
@@ -215,6 +223,8 @@ impl AgentConfig {
             registration_timeout: Duration::from_secs(15),
             missed_pings: 5,
             seed: None,
+            checkpoint: false,
+            discard_corrupt_checkpoint: false,
         }
     }
 

@@ -14,6 +14,7 @@ mod io;
 
 pub use io::{CoreConfig, Input, Output, ReconnectReason, Warning};
 
+use crate::checkpoint::{Checkpoint, CheckpointedTask, Fate, KillRequest, RecoveryPlan};
 use crate::containerizer::{ContainerId, Containerizer, ExitStatus};
 use crate::status_updates::{Ack, StatusUpdateManager};
 use agora_proto::{
@@ -86,6 +87,12 @@ pub struct AgentCore<C> {
     link: Link,
     /// Live (non-terminal) tasks.
     tasks: BTreeMap<ContainerId, Task>,
+    /// Ended tasks whose updates are not all acknowledged, with their final
+    /// state: reported on re-registration so that the master does not take
+    /// them for lost before their final update arrives.
+    ended: BTreeMap<ContainerId, (TaskInfo, TaskState)>,
+    /// Bumped on every change the checkpoint records.
+    generation: u64,
     /// Frameworks being shut down that still have live tasks.
     shutting_down: BTreeSet<FrameworkId>,
     updates: StatusUpdateManager,
@@ -105,6 +112,8 @@ impl<C: Containerizer> AgentCore<C> {
             agent_id: None,
             link: Link::Disconnected,
             tasks: BTreeMap::new(),
+            ended: BTreeMap::new(),
+            generation: 0,
             shutting_down: BTreeSet::new(),
             out: VecDeque::new(),
         }
@@ -169,6 +178,98 @@ impl<C: Containerizer> AgentCore<C> {
             .collect()
     }
 
+    /// Counts the changes that the checkpoint records (agent id, tasks, kills,
+    /// unacknowledged updates): the driver writes a checkpoint when it has
+    /// moved, before it carries out the outputs (so an update is on disk
+    /// before it is sent).
+    pub fn checkpoint_generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// What the checkpoint records, with each live task's main process as
+    /// the containerizer reports it. The driver adds the boot id and the
+    /// incarnation.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let mut processes: BTreeMap<ContainerId, _> = self.containerizer.containers().into_iter().collect();
+        let live = self.tasks.iter().map(|(id, task)| CheckpointedTask {
+            framework_id: id.framework_id.clone(),
+            info: task.info.clone(),
+            state: task.state,
+            kill: task.kill.map(|reason| KillRequest { reason }),
+            container: processes.remove(id),
+        });
+        let ended = self.ended.iter().map(|(id, (info, state))| CheckpointedTask {
+            framework_id: id.framework_id.clone(),
+            info: info.clone(),
+            state: *state,
+            kill: None,
+            container: None,
+        });
+        Checkpoint {
+            agent_id: self.agent_id.clone(),
+            tasks: live.chain(ended).collect(),
+            updates: self.updates.snapshot(),
+            ..Checkpoint::default()
+        }
+    }
+
+    /// Takes up where a previous agent on the same work directory stopped,
+    /// before the first connection: its agent id, its unacknowledged updates
+    /// (sent again, in order, once registered), and its tasks: each one whose
+    /// process still runs is reattached through the containerizer (a kill
+    /// under way is issued again); each one whose process ended while the
+    /// agent was down is reported TASK_FAILED with REASON_EXECUTOR_TERMINATED
+    /// and a message saying why (TASK_KILLED if it was being killed), as is
+    /// one the containerizer cannot reattach.
+    pub fn recover(&mut self, now: Timestamp, plan: RecoveryPlan) {
+        self.now = self.now.max(now);
+        self.agent_id = plan.agent_id;
+        for pending in plan.updates {
+            self.updates.restore(pending.container_id(), pending.statuses);
+        }
+        for recovered in plan.tasks {
+            let container = recovered.task.container_id();
+            let CheckpointedTask { info, state, kill, .. } = recovered.task;
+            let kill = kill.map(|k| k.reason);
+            let ended = match recovered.fate {
+                Fate::AlreadyEnded => {
+                    if self.updates.contains(&container) {
+                        self.ended.insert(container, (info, state));
+                    }
+                    continue;
+                }
+                Fate::Ended(why) => why,
+                Fate::Reattach(record) => match self.containerizer.reattach(self.now, &container, &info, &record) {
+                    Ok(()) => {
+                        self.tasks.insert(
+                            container.clone(),
+                            Task {
+                                info,
+                                state,
+                                kill: None,
+                            },
+                        );
+                        if state == TaskState::Staging {
+                            // It started before the agent went down.
+                            self.container_started(container.clone());
+                        }
+                        if let Some(reason) = kill {
+                            self.kill_task(container, reason);
+                        }
+                        continue;
+                    }
+                    Err(error) => format!("the task's process outlived the agent but {error}"),
+                },
+            };
+            let (state, reason) = match kill {
+                Some(reason) => (TaskState::Killed, reason),
+                None => (TaskState::Failed, Some(TaskReason::ExecutorTerminated)),
+            };
+            self.report_ended(container, info, state, reason, ended, None);
+        }
+        self.changed();
+    }
+
     /// How many tasks are live (not yet ended).
     pub fn task_count(&self) -> usize {
         self.tasks.len()
@@ -209,11 +310,25 @@ impl<C: Containerizer> AgentCore<C> {
     fn connected(&mut self) {
         self.go_offline();
         self.link = Link::Registering { since: self.now };
+        // Ended tasks whose final update is unacknowledged are listed with
+        // their final state: left out, the master would take them for lost
+        // (GONE) before their update arrives.
+        let mut tasks = self.running_tasks();
+        tasks.extend(self.ended.iter().map(|(id, (info, state))| RunningTask {
+            framework_id: id.framework_id.clone(),
+            task: info.clone(),
+            state: *state,
+        }));
         self.out.push_back(Output::Send(AgentMessage::Register {
             info: self.config.info.clone(),
             agent_id: self.agent_id.clone(),
-            tasks: self.running_tasks(),
+            tasks,
         }));
+    }
+
+    /// Notes a change that the checkpoint records.
+    fn changed(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
     }
 
     fn go_offline(&mut self) {
@@ -242,6 +357,9 @@ impl<C: Containerizer> AgentCore<C> {
             }));
         }
         self.updates.set_agent_id(&agent_id);
+        if self.agent_id.as_ref() != Some(&agent_id) {
+            self.changed();
+        }
         self.agent_id = Some(agent_id.clone());
         self.link = Link::Registered {
             last_heard: self.now,
@@ -298,6 +416,11 @@ impl<C: Containerizer> AgentCore<C> {
                 if self.updates.acknowledge(self.now, &container, uuid, &mut self.out) == Ack::Ignored {
                     self.out
                         .push_back(Output::Warning(Warning::UnexpectedAcknowledgement { container, uuid }));
+                } else {
+                    if !self.updates.contains(&container) {
+                        self.ended.remove(&container);
+                    }
+                    self.changed();
                 }
             }
         }
@@ -333,12 +456,14 @@ impl<C: Containerizer> AgentCore<C> {
                         kill: None,
                     },
                 );
+                self.changed();
                 if !background {
                     self.report(container, state, None, String::new(), None);
                 }
             }
-            Err(error) => self.report(
+            Err(error) => self.report_ended(
                 container,
+                task,
                 TaskState::Failed,
                 Some(TaskReason::ContainerLaunchFailed),
                 error.to_string(),
@@ -356,6 +481,7 @@ impl<C: Containerizer> AgentCore<C> {
         if let Some(task) = self.tasks.get_mut(&container) {
             if task.kill.is_none() {
                 task.kill = Some(reason);
+                self.generation = self.generation.wrapping_add(1);
                 let grace = task.info.kill_grace_period.unwrap_or(self.config.default_kill_grace);
                 self.containerizer.kill(self.now, &container, grace);
             }
@@ -377,6 +503,8 @@ impl<C: Containerizer> AgentCore<C> {
     /// of its tasks are sent once, not retried.
     fn shutdown_framework(&mut self, framework_id: FrameworkId) {
         self.updates.drop_framework(&framework_id);
+        self.ended.retain(|id, _| id.framework_id != framework_id);
+        self.changed();
         let doomed: Vec<ContainerId> = self
             .tasks
             .keys()
@@ -411,9 +539,10 @@ impl<C: Containerizer> AgentCore<C> {
         };
         let launch_failed = exit.limitation == Some(TaskReason::ContainerLaunchFailed);
         if launch_failed && task.kill.is_none() && !exit.killed {
-            self.tasks.remove(&container);
-            let message = exit.message.clone();
-            self.report(container, TaskState::Failed, exit.limitation, message, None);
+            if let Some(task) = self.tasks.remove(&container) {
+                let message = exit.message.clone();
+                self.report_ended(container, task.info, TaskState::Failed, exit.limitation, message, None);
+            }
             return;
         }
         // Started in the background (its process ran), and ended before
@@ -434,7 +563,24 @@ impl<C: Containerizer> AgentCore<C> {
         };
         // A signal's death is reported as a shell does: 128 + the signal.
         let exit_code = exit.code.or(exit.signal.map(|signal| 128 + signal));
-        self.report(container, state, reason, exit.to_string(), exit_code);
+        self.report_ended(container, task.info, state, reason, exit.to_string(), exit_code);
+    }
+
+    /// Reports the final state of a task (no longer live) and remembers it
+    /// while its updates are unacknowledged.
+    fn report_ended(
+        &mut self,
+        container: ContainerId,
+        info: TaskInfo,
+        state: TaskState,
+        reason: Option<TaskReason>,
+        message: String,
+        exit_code: Option<i32>,
+    ) {
+        self.report(container.clone(), state, reason, message, exit_code);
+        if self.updates.contains(&container) {
+            self.ended.insert(container, (info, state));
+        }
     }
 
     /// Produces a status update for a task and hands it to the status update
@@ -447,6 +593,7 @@ impl<C: Containerizer> AgentCore<C> {
         message: String,
         exit_code: Option<i32>,
     ) {
+        self.changed();
         let status = TaskStatus {
             reason,
             message,

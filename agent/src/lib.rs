@@ -60,19 +60,27 @@
 //! does not know is answered TASK_DROPPED (reason TASK_UNKNOWN). A shut-down
 //! framework's unacknowledged updates are forgotten and the final updates of
 //! its tasks (TASK_KILLED, reason FRAMEWORK_REMOVED) are sent once, since no
-//! one will acknowledge them. Re-registration lists the live (non-terminal)
-//! tasks; ended tasks with unacknowledged updates are reported by re-sending
-//! those updates right after registration.
+//! one will acknowledge them. Re-registration lists the live tasks, and
+//! the ended tasks whose final update is unacknowledged with that final
+//! state (so the master does not take them for lost); the unacknowledged
+//! updates are re-sent right after registration.
 //!
 //! A task dead by a signal reports exit code 128 + the signal, as a shell
 //! does. Tasks run as the agent's user: a `user` in the command that differs
 //! is logged and ignored (running as another user is not supported yet).
 //!
-//! **What comes next.** Checkpoints in the work directory (agent id, tasks,
-//! unacknowledged updates) so that a restarted agent recovers its tasks
-//! (until then an agent that stops kills its tasks); sandbox garbage
-//! collection; running tasks as another user.
+//! **Recovery.** With [`AgentConfig::checkpoint`] (on in `agora agent`) the
+//! driver writes a [`checkpoint`] of the core (agent id, tasks and their
+//! processes, unacknowledged updates) to the work directory before it
+//! carries out the core's outputs; an agent started again on the same work
+//! directory re-registers under the same id, reattaches to the tasks whose
+//! processes still run, reports the others, and re-sends every
+//! unacknowledged update. A graceful stop still kills the tasks.
+//!
+//! **What comes next.** The real exit status of a task that ends while its
+//! agent is down; sandbox garbage collection; running tasks as another user.
 
+pub mod checkpoint;
 pub mod containerizer;
 pub mod detect;
 

@@ -23,6 +23,7 @@
 
 #![allow(clippy::disallowed_methods)] // a driver: it reads the real clock and feeds it to the core
 
+use crate::checkpoint::{self, Checkpoint, CheckpointError, Fate, RecoveryPlan};
 use crate::config::{AgentConfig, ConfigError, ContainerizerKind};
 use crate::containerizer::cgroups::CgroupError;
 use crate::containerizer::{
@@ -31,11 +32,12 @@ use crate::containerizer::{
 };
 use crate::core::{AgentCore, Input, Output};
 use agora_proto::pb::agent_link_client::AgentLinkClient;
-use agora_proto::{AgentMessage, MasterMessage, Timestamp, pb};
+use agora_proto::{AgentId, AgentMessage, MasterMessage, Timestamp, pb};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::future::Future;
 use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
@@ -67,6 +69,9 @@ pub enum AgentError {
     /// The cgroups containerizer cannot work on this machine.
     #[error("cannot use the cgroups containerizer: {0}")]
     Cgroups(#[from] CgroupError),
+    /// The checkpoint cannot be read (corrupt, or unreadable).
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// Runs an agent until `shutdown` completes: registers with a master,
@@ -90,14 +95,32 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let boot_id = checkpoint::boot_id();
+    let checkpoint_file = config.checkpoint.then(|| checkpoint::path(&config.work_dir));
+    let plan = match &checkpoint_file {
+        Some(file) => recovery_plan(file, &boot_id, config.discard_corrupt_checkpoint)?,
+        None => RecoveryPlan::default(),
+    };
     let (containerizer, events) = build_containerizer(&config)?;
     let (started, exits) = events.unzip();
-    let seed = config.seed.unwrap_or_else(random_seed);
+    // A new seed per incarnation: a fixed `--seed` must not make a restarted
+    // agent reuse the status update uuids of its previous run.
+    let seed = config.seed.unwrap_or_else(random_seed) ^ plan.incarnation.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let incarnation = plan.incarnation;
     let config_usage_interval = config.usage_interval;
     let span = info_span!("agent", agent_id = tracing::field::Empty);
+    let mut core = AgentCore::new(config.core_config(), containerizer, seed);
+    let clock = Clock::new();
+    core.recover(clock.now(), plan);
     let driver = Driver {
-        core: AgentCore::new(config.core_config(), containerizer, seed),
-        clock: Clock::new(),
+        core,
+        checkpoint: checkpoint_file.map(|path| CheckpointWriter {
+            path,
+            boot_id,
+            incarnation,
+            written: None,
+        }),
+        clock,
         jitter: StdRng::seed_from_u64(seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15),
         config,
         endpoints,
@@ -110,6 +133,52 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
     };
     driver.run(shutdown).instrument(span).await;
     Ok(())
+}
+
+/// Reads the checkpoint at `file` and decides what to recover. A corrupt
+/// one is an error, unless `discard_corrupt` (then it is moved aside and the
+/// agent starts as a new one).
+fn recovery_plan(file: &Path, boot_id: &str, discard_corrupt: bool) -> Result<RecoveryPlan, CheckpointError> {
+    let checkpoint = match checkpoint::read(file) {
+        Ok(checkpoint) => checkpoint,
+        Err(error @ CheckpointError::Corrupt { .. }) if discard_corrupt => {
+            let aside = checkpoint::set_aside(file)?;
+            warn!(%error, aside = %aside.display(), "starting as a new agent");
+            None
+        }
+        Err(error) => return Err(error),
+    };
+    let plan = checkpoint::plan_recovery(checkpoint, boot_id, checkpoint::process_start_time);
+    if let Some(old) = &plan.rebooted_from {
+        warn!(previous_agent_id = %old, "the machine rebooted since the checkpoint: its tasks are gone; registering as a new agent");
+    }
+    for task in &plan.tasks {
+        let container = task.task.container_id();
+        match &task.fate {
+            Fate::Reattach(record) => info!(%container, pid = record.pid, "recovered: reattaching to the running task"),
+            Fate::Ended(why) => warn!(%container, %why, "recovered: the task ended while the agent was down"),
+            Fate::AlreadyEnded => debug!(%container, "recovered: an ended task with unacknowledged updates"),
+        }
+    }
+    if plan.agent_id.is_some() {
+        info!(
+            agent_id = ?plan.agent_id.as_ref().map(AgentId::as_str),
+            tasks = plan.tasks.len(),
+            updates = plan.updates.iter().map(|u| u.statuses.len()).sum::<usize>(),
+            "recovered from the checkpoint"
+        );
+    }
+    Ok(plan)
+}
+
+/// Where and what the driver checkpoints.
+#[derive(Debug)]
+struct CheckpointWriter {
+    path: PathBuf,
+    boot_id: String,
+    incarnation: u64,
+    /// The core's checkpoint generation last written.
+    written: Option<u64>,
 }
 
 /// The channels a real containerizer pushes on: its started containers and
@@ -244,6 +313,8 @@ async fn sleep_until_some(at: Option<Instant>) {
 
 struct Driver {
     core: AgentCore<Box<dyn Containerizer + Send>>,
+    /// `None` when checkpointing is off.
+    checkpoint: Option<CheckpointWriter>,
     clock: Clock,
     jitter: StdRng,
     config: AgentConfig,
@@ -434,6 +505,9 @@ impl Driver {
     /// Carries out the core's outputs; returns the new connection state when
     /// the core asked to reconnect.
     fn flush(&mut self, conn: &Conn) -> Option<Conn> {
+        // On disk before anything is sent: an update that left the agent is
+        // in the checkpoint, so a crash cannot lose it.
+        self.save_checkpoint();
         let mut next = None;
         while let Some(output) = self.core.poll_output() {
             match output {
@@ -493,6 +567,31 @@ impl Driver {
             }
         }
         next
+    }
+}
+
+impl Driver {
+    /// Writes the checkpoint if the core changed since the last write. A
+    /// failed write is logged and tried again at the next flush.
+    fn save_checkpoint(&mut self) {
+        let Some(writer) = &mut self.checkpoint else {
+            return;
+        };
+        let generation = self.core.checkpoint_generation();
+        if writer.written == Some(generation) {
+            return;
+        }
+        let state = Checkpoint {
+            boot_id: writer.boot_id.clone(),
+            incarnation: writer.incarnation,
+            ..self.core.checkpoint()
+        };
+        match checkpoint::write(&writer.path, &state) {
+            Ok(()) => writer.written = Some(generation),
+            Err(error) => {
+                tracing::error!(%error, "checkpoint not written; tasks or updates may be lost if the agent dies")
+            }
+        }
     }
 }
 

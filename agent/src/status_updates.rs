@@ -9,6 +9,7 @@
 //! offline (not registered) nothing is sent and no retry is armed; going
 //! online sends every head at once and restarts its backoff, as Mesos does.
 
+use crate::checkpoint::PendingUpdates;
 use crate::containerizer::ContainerId;
 use crate::core::Output;
 use agora_proto::{AgentId, AgentMessage, FrameworkId, StatusUuid, TaskStatus, Timestamp};
@@ -175,6 +176,28 @@ impl StatusUpdateManager {
     pub(crate) fn drop_framework(&mut self, framework_id: &FrameworkId) {
         self.streams.retain(|id, _| id.framework_id != *framework_id);
         self.retries.retain(|(_, id)| id.framework_id != *framework_id);
+    }
+
+    /// Puts back the unacknowledged updates of task `id` (oldest first) from
+    /// a checkpoint, behind any already queued; they are sent when the agent
+    /// goes online.
+    pub(crate) fn restore(&mut self, id: ContainerId, statuses: Vec<TaskStatus>) {
+        if statuses.is_empty() {
+            return;
+        }
+        self.streams.entry(id).or_default().pending.extend(statuses);
+    }
+
+    /// Every task's unacknowledged updates, oldest first, for the checkpoint.
+    pub(crate) fn snapshot(&self) -> Vec<PendingUpdates> {
+        self.streams
+            .iter()
+            .map(|(id, stream)| PendingUpdates {
+                framework_id: id.framework_id.clone(),
+                task_id: id.task_id.clone(),
+                statuses: stream.pending.iter().cloned().collect(),
+            })
+            .collect()
     }
 
     /// The unacknowledged updates of task `id`, oldest first.

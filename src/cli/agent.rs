@@ -14,9 +14,15 @@ use std::process::ExitCode;
 pub(crate) struct AgentArgs {
     #[command(flatten)]
     master: MasterAddrs,
-    /// Where the agent keeps its sandboxes (task stdout/stderr) and state; created if missing.
+    /// Where the agent keeps its sandboxes (task stdout/stderr) and its checkpoint; created if missing.
+    /// An agent restarted with the same work dir re-registers as the same agent and takes its
+    /// still-running tasks back.
     #[arg(long, default_value = "/var/lib/agora/agent")]
     work_dir: PathBuf,
+    /// If the checkpoint in the work dir is corrupt, move it aside and start as a new agent
+    /// (its tasks are forgotten) instead of refusing to start.
+    #[arg(long)]
+    discard_corrupt_checkpoint: bool,
     #[command(flatten)]
     containers: ContainerArgs,
     /// Attributes: `rack:r1;zone:a`.
@@ -103,6 +109,8 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     config.attributes = args.attributes;
     config.hostname = args.hostname;
     config.seed = args.seed;
+    config.checkpoint = true;
+    config.discard_corrupt_checkpoint = args.discard_corrupt_checkpoint;
     eprintln!(
         "agora agent: {} containerizer, offering {}, work dir {}",
         config.containerizer,

@@ -45,6 +45,7 @@ pub mod simulated;
 #[cfg(feature = "link")]
 mod supervisor;
 
+use crate::checkpoint::ContainerRecord;
 use agora_proto::{FileChunk, FrameworkId, SandboxFile, TaskId, TaskInfo, TaskReason, TaskUsage, Timestamp};
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom};
@@ -218,6 +219,9 @@ pub enum ContainerError {
     /// The containerizer failed to create the container (I/O, cgroups, ...).
     #[error("launch failed: {0}")]
     Launch(String),
+    /// A container that survived an agent restart cannot be supervised again.
+    #[error("cannot reattach: {0}")]
+    Reattach(String),
 }
 
 /// Runs tasks in containers; see the [module docs](self) for the contract.
@@ -254,6 +258,30 @@ pub trait Containerizer: fmt::Debug {
     /// has ended: removes what the containerizer made for all containers
     /// (such as its root cgroups). Nothing by default.
     fn cleanup(&mut self) {}
+
+    /// The main process of each container that has one, for the checkpoint
+    /// (none by default: such a containerizer's tasks cannot survive an
+    /// agent restart).
+    fn containers(&self) -> Vec<(ContainerId, ContainerRecord)> {
+        Vec::new()
+    }
+
+    /// Supervises again container `id`, whose main process (`record`, still
+    /// running: the caller checked its pid and start time) outlived the
+    /// previous agent. Its exit is reported as any other; its exit status is
+    /// unknown (the process is not this agent's child). Unsupported by
+    /// default.
+    fn reattach(
+        &mut self,
+        _now: Timestamp,
+        id: &ContainerId,
+        _task: &TaskInfo,
+        _record: &ContainerRecord,
+    ) -> Result<(), ContainerError> {
+        Err(ContainerError::Reattach(format!(
+            "this containerizer cannot take over container {id}"
+        )))
+    }
 }
 
 impl<C: Containerizer + ?Sized> Containerizer for Box<C> {
@@ -283,5 +311,19 @@ impl<C: Containerizer + ?Sized> Containerizer for Box<C> {
 
     fn cleanup(&mut self) {
         (**self).cleanup();
+    }
+
+    fn containers(&self) -> Vec<(ContainerId, ContainerRecord)> {
+        (**self).containers()
+    }
+
+    fn reattach(
+        &mut self,
+        now: Timestamp,
+        id: &ContainerId,
+        task: &TaskInfo,
+        record: &ContainerRecord,
+    ) -> Result<(), ContainerError> {
+        (**self).reattach(now, id, task, record)
     }
 }

@@ -11,6 +11,7 @@
 use super::launch::{create_sandbox, spawn};
 use super::supervisor::{ExitReceiver, Isolation, StartedReceiver, Supervisor};
 use super::{ContainerError, ContainerId, Containerizer, ExitStatus, UsageProbe};
+use crate::checkpoint::ContainerRecord;
 use agora_proto::{TaskInfo, TaskUsage, Timestamp};
 use nix::sys::signal::Signal;
 use nix::unistd::{Pid, SysconfVar, sysconf};
@@ -86,6 +87,22 @@ impl Containerizer for ProcessContainerizer {
 
     fn usage_probes(&self) -> Vec<(ContainerId, Arc<dyn UsageProbe>)> {
         self.supervisor.probes()
+    }
+
+    fn containers(&self) -> Vec<(ContainerId, ContainerRecord)> {
+        self.supervisor.records()
+    }
+
+    fn reattach(
+        &mut self,
+        _now: Timestamp,
+        id: &ContainerId,
+        _task: &TaskInfo,
+        record: &ContainerRecord,
+    ) -> Result<(), ContainerError> {
+        let pid = i32::try_from(record.pid).map_err(|_| ContainerError::Reattach(format!("bad pid {}", record.pid)))?;
+        // The task started its own session, so its group id is still its pid.
+        self.supervisor.reattach(id, record.clone(), Arc::new(Group { pid }))
     }
 }
 

@@ -5,10 +5,12 @@
 //! the background on a few blocking threads (as many as the cores).
 
 use super::{ContainerError, ContainerId, ExitStatus, UsageProbe};
+use crate::checkpoint::{ContainerRecord, process_start_time};
 use agora_proto::TaskReason;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -40,11 +42,29 @@ pub(crate) trait Isolation: UsageProbe + 'static {
     /// The main process has been reaped: kill what it left behind, amend
     /// `exit` (limits hit), and remove what the container held.
     fn ended(&self, exit: &mut ExitStatus);
+    /// The container's cgroups, for the checkpoint (none by default).
+    fn cgroups(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
+
+/// A container's main process: a child of this agent, or one that outlived
+/// a previous agent (reattached; not our child, so it cannot be waited for).
+pub(crate) enum MainProcess {
+    Child(tokio::process::Child),
+    Reattached(ContainerRecord),
+}
+
+/// How often a reattached process is looked for in `/proc`. (A pidfd would
+/// wake at once, but `pidfd_open` has no safe wrapper in our `nix`, and the
+/// workspace allows one `unsafe` function.)
+const REATTACHED_POLL: Duration = Duration::from_millis(100);
 
 struct Live {
     /// `None` while a background launch is queued or under way.
     isolation: Option<Arc<dyn Isolation>>,
+    /// The main process, once it exists (for the checkpoint).
+    record: Option<ContainerRecord>,
     killed: bool,
     /// A kill asked for while launching: its grace, for once the process exists.
     kill_pending: Option<Duration>,
@@ -137,6 +157,7 @@ impl Supervisor {
             id.clone(),
             Live {
                 isolation: None,
+                record: None,
                 killed: false,
                 kill_pending: None,
                 kill: None,
@@ -163,9 +184,15 @@ impl Supervisor {
             };
             match result {
                 Ok((child, isolation)) => {
+                    // Recorded before the start is pushed, so that the
+                    // checkpoint written after the start has the pid.
+                    let record = child_record(&child, isolation.as_ref());
+                    if let Some(live) = lock(&table).get_mut(&id) {
+                        live.record.clone_from(&record);
+                    }
                     // Pushed before the exit can be: the watch starts after.
                     let _ = background.started.send(id.clone());
-                    supervise(&runtime, &table, &exits, id, child, isolation);
+                    supervise(&runtime, &table, &exits, id, MainProcess::Child(child), isolation);
                 }
                 Err(error) => {
                     let killed = lock(&table).remove(&id).is_some_and(|l| l.killed);
@@ -205,7 +232,46 @@ impl Supervisor {
 
     /// Watches `child`, the main process of container `id`.
     fn watch(&self, id: ContainerId, child: tokio::process::Child, isolation: Arc<dyn Isolation>) {
-        supervise(&self.runtime, &self.live, &self.exits, id, child, isolation);
+        supervise(
+            &self.runtime,
+            &self.live,
+            &self.exits,
+            id,
+            MainProcess::Child(child),
+            isolation,
+        );
+    }
+
+    /// Supervises again container `id`, whose main process `record` outlived
+    /// the previous agent: its kill and cleanup go through `isolation`; its
+    /// end is noticed by polling `/proc` and reported with
+    /// [`TaskReason::ExecutorTerminated`] (unless the agent killed it).
+    pub(crate) fn reattach(
+        &self,
+        id: &ContainerId,
+        record: ContainerRecord,
+        isolation: Arc<dyn Isolation>,
+    ) -> Result<(), ContainerError> {
+        if lock(&self.live).contains_key(id) {
+            return Err(ContainerError::AlreadyExists(id.clone()));
+        }
+        supervise(
+            &self.runtime,
+            &self.live,
+            &self.exits,
+            id.clone(),
+            MainProcess::Reattached(record),
+            isolation,
+        );
+        Ok(())
+    }
+
+    /// The main process of every container that has one.
+    pub(crate) fn records(&self) -> Vec<(ContainerId, ContainerRecord)> {
+        lock(&self.live)
+            .iter()
+            .filter_map(|(id, live)| Some((id.clone(), live.record.clone()?)))
+            .collect()
     }
 
     /// SIGTERM now, SIGKILL after `grace`. A second kill restarts the
@@ -234,18 +300,24 @@ fn supervise(
     table: &Table,
     exits: &UnboundedSender<(ContainerId, ExitStatus)>,
     id: ContainerId,
-    mut child: tokio::process::Child,
+    main: MainProcess,
     isolation: Arc<dyn Isolation>,
 ) {
+    let record = match &main {
+        MainProcess::Child(child) => child_record(child, isolation.as_ref()),
+        MainProcess::Reattached(record) => Some(record.clone()),
+    };
     {
         let mut live = lock(table);
         let entry = live.entry(id.clone()).or_insert_with(|| Live {
             isolation: None,
+            record: None,
             killed: false,
             kill_pending: None,
             kill: None,
         });
         entry.isolation = Some(Arc::clone(&isolation));
+        entry.record = record;
         if let Some(grace) = entry.kill_pending.take() {
             start_kill(runtime, entry, grace);
         }
@@ -253,16 +325,32 @@ fn supervise(
     let live = Arc::clone(table);
     let exits = exits.clone();
     runtime.spawn(async move {
-        let mut exit = match child.wait().await {
-            Ok(status) => ExitStatus {
-                code: status.code(),
-                signal: status.signal(),
-                ..ExitStatus::default()
+        let mut exit = match main {
+            MainProcess::Child(mut child) => match child.wait().await {
+                Ok(status) => ExitStatus {
+                    code: status.code(),
+                    signal: status.signal(),
+                    ..ExitStatus::default()
+                },
+                Err(e) => ExitStatus {
+                    message: format!("cannot wait for the task's process: {e}"),
+                    ..ExitStatus::default()
+                },
             },
-            Err(e) => ExitStatus {
-                message: format!("cannot wait for the task's process: {e}"),
-                ..ExitStatus::default()
-            },
+            MainProcess::Reattached(record) => {
+                while process_start_time(record.pid) == Some(record.start_time) {
+                    tokio::time::sleep(REATTACHED_POLL).await;
+                }
+                // Its parent (init) reaped it: the status is not ours to read.
+                ExitStatus {
+                    limitation: Some(TaskReason::ExecutorTerminated),
+                    message: format!(
+                        "the task's process (pid {}) ended after an agent restart; its exit status is unknown",
+                        record.pid
+                    ),
+                    ..ExitStatus::default()
+                }
+            }
         };
         // The kill sequence has nothing left to do but the cleanup's.
         if let Some(kill) = lock(&live).get_mut(&id).and_then(|l| l.kill.take()) {
@@ -280,6 +368,17 @@ fn supervise(
         }
         let _ = exits.send((id, exit));
     });
+}
+
+/// What identifies `child` across agent restarts. Read while it is our
+/// unreaped child, so its pid cannot have been reused.
+fn child_record(child: &tokio::process::Child, isolation: &dyn Isolation) -> Option<ContainerRecord> {
+    let pid = child.id()?;
+    Some(ContainerRecord {
+        pid,
+        start_time: process_start_time(pid)?,
+        cgroups: isolation.cgroups(),
+    })
 }
 
 /// Starts the kill sequence of a running container (restarting one under way).

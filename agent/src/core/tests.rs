@@ -667,11 +667,20 @@ fn reregistration_reports_id_and_live_tasks_then_resends_heads() {
         [Output::Send(AgentMessage::Register {
             info: info(),
             agent_id: Some(AgentId::new("agent-1").expect("valid")),
-            tasks: vec![RunningTask {
-                framework_id: fw("f1"),
-                task: task_info("long", CommandInfo::shell("sleep 100")),
-                state: TaskState::Running,
-            }],
+            // The ended task is listed with its final state while its
+            // updates are unacknowledged, so the master does not take it for lost.
+            tasks: vec![
+                RunningTask {
+                    framework_id: fw("f1"),
+                    task: task_info("long", CommandInfo::shell("sleep 100")),
+                    state: TaskState::Running,
+                },
+                RunningTask {
+                    framework_id: fw("f1"),
+                    task: task_info("short", CommandInfo::shell("sleep 1")),
+                    state: TaskState::Finished,
+                },
+            ],
         })]
     );
     assert!(
@@ -794,4 +803,164 @@ fn time_never_runs_backwards() {
     h.now = Timestamp::from_secs(10);
     h.input(Input::Tick);
     assert_eq!(h.core.now(), Timestamp::from_secs(1_000));
+}
+
+// ----- recovery from a checkpoint ------------------------------------------
+
+/// A containerizer whose processes survive the agent: it reports a record
+/// per launched container and reattaches the ones it is told are alive.
+#[derive(Debug, Default)]
+struct Durable {
+    running: BTreeMap<ContainerId, crate::checkpoint::ContainerRecord>,
+    killed: Vec<ContainerId>,
+    refuse: bool,
+}
+
+impl Containerizer for Durable {
+    fn launch(&mut self, _now: Timestamp, id: &ContainerId, _task: &TaskInfo) -> Result<(), ContainerError> {
+        let pid = 100 + u32::try_from(self.running.len()).expect("few");
+        let record = crate::checkpoint::ContainerRecord {
+            pid,
+            start_time: u64::from(pid) * 10,
+            cgroups: Vec::new(),
+        };
+        self.running.insert(id.clone(), record);
+        Ok(())
+    }
+    fn kill(&mut self, _now: Timestamp, id: &ContainerId, _grace: Duration) {
+        self.killed.push(id.clone());
+    }
+    fn poll_exit(&mut self, _now: Timestamp) -> Option<(ContainerId, ExitStatus)> {
+        None
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        None
+    }
+    fn containers(&self) -> Vec<(ContainerId, crate::checkpoint::ContainerRecord)> {
+        self.running.iter().map(|(id, r)| (id.clone(), r.clone())).collect()
+    }
+    fn reattach(
+        &mut self,
+        _now: Timestamp,
+        id: &ContainerId,
+        _task: &TaskInfo,
+        record: &crate::checkpoint::ContainerRecord,
+    ) -> Result<(), ContainerError> {
+        if self.refuse {
+            return Err(ContainerError::Reattach("refused".to_owned()));
+        }
+        self.running.insert(id.clone(), record.clone());
+        Ok(())
+    }
+}
+
+#[test]
+fn a_restarted_agent_reattaches_reregisters_and_resends_in_order() {
+    use crate::checkpoint::{Checkpoint, plan_recovery};
+    let mut h = Harness::with(CoreConfig::new(info()), Durable::default());
+    h.register();
+    let a = updates(&h.run("f1", "a", "sleep 30"));
+    h.ack(&a[0], "f1");
+    let b = updates(&h.run("f1", "b", "sleep 30")); // RUNNING, unacknowledged
+    let dead = updates(&h.run("f1", "dead", "sleep 30"));
+    h.ack(&dead[0], "f1");
+    h.kill("f1", "a"); // a kill under way when the agent dies
+    let before = h.core.checkpoint_generation();
+    h.run("f1", "c", "sleep 30");
+    assert!(
+        h.core.checkpoint_generation() > before,
+        "a launch is a change to checkpoint"
+    );
+
+    let checkpoint = Checkpoint {
+        boot_id: "boot".to_owned(),
+        ..h.core.checkpoint()
+    };
+    assert_eq!(checkpoint.tasks.len(), 4);
+    assert!(checkpoint.tasks.iter().all(|t| t.container.is_some()));
+    // The agent dies; "dead"'s process ends meanwhile; the others still run.
+    let plan = plan_recovery(Some(checkpoint), "boot", |pid| {
+        (pid != 102).then_some(u64::from(pid) * 10)
+    });
+
+    let mut h2 = Harness::with(CoreConfig::new(info()), Durable::default());
+    h2.core.recover(h2.now, plan);
+    assert_eq!(h2.core.agent_id(), AgentId::new("agent-1").ok().as_ref());
+    assert_eq!(h2.core.task_count(), 3, "a, b and c are reattached");
+    assert_eq!(
+        h2.core.containerizer().killed,
+        [cid("f1", "a")],
+        "the kill is issued again"
+    );
+    let out = h2.input(Input::Connected);
+    let register = out
+        .iter()
+        .find(|o| matches!(o, Output::Send(AgentMessage::Register { .. })));
+    let Some(Output::Send(AgentMessage::Register { agent_id, tasks, .. })) = register else {
+        panic!("expected Register, got {out:?}");
+    };
+    assert_eq!(agent_id.as_ref().map(AgentId::as_str), Some("agent-1"));
+    let listed: Vec<(String, TaskState)> = tasks.iter().map(|t| (t.task.task_id.to_string(), t.state)).collect();
+    assert_eq!(
+        listed,
+        [
+            ("a".to_owned(), TaskState::Running),
+            ("b".to_owned(), TaskState::Running),
+            ("c".to_owned(), TaskState::Running),
+            ("dead".to_owned(), TaskState::Failed),
+        ]
+    );
+    let sent = updates(&h2.registered(Duration::ZERO));
+    // b's and c's unacknowledged RUNNING (the very same updates), and dead's FAILED.
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(sent[0], b[0], "the very update of before the restart, uuid included");
+    let failed = sent
+        .iter()
+        .find(|s| s.task_id.as_str() == "dead")
+        .expect("dead reported");
+    assert_eq!(failed.state, TaskState::Failed);
+    assert_eq!(failed.reason, Some(TaskReason::ExecutorTerminated));
+    assert!(
+        failed.message.contains("ended while the agent was down"),
+        "{}",
+        failed.message
+    );
+    // Acknowledged, the ended task is forgotten.
+    h2.ack(failed, "f1");
+    let out = h2.input(Input::Connected);
+    let Some(Output::Send(AgentMessage::Register { tasks, .. })) = out.first() else {
+        panic!("expected Register, got {out:?}");
+    };
+    assert_eq!(tasks.len(), 3);
+}
+
+#[test]
+fn a_task_that_cannot_be_reattached_fails_and_a_killed_one_that_ended_is_killed() {
+    use crate::checkpoint::{Checkpoint, plan_recovery};
+    let mut h = Harness::with(CoreConfig::new(info()), Durable::default());
+    h.register();
+    for name in ["x", "y"] {
+        let up = updates(&h.run("f1", name, "sleep 30"));
+        h.ack(&up[0], "f1");
+    }
+    h.kill("f1", "y");
+    let checkpoint = Checkpoint {
+        boot_id: "boot".to_owned(),
+        ..h.core.checkpoint()
+    };
+    // x still runs but cannot be reattached; y ended while the agent was down.
+    let plan = plan_recovery(Some(checkpoint), "boot", |pid| (pid == 100).then_some(1000));
+    let containerizer = Durable {
+        refuse: true,
+        ..Durable::default()
+    };
+    let mut h2 = Harness::with(CoreConfig::new(info()), containerizer);
+    h2.core.recover(h2.now, plan);
+    assert_eq!(h2.core.task_count(), 0);
+    h2.input(Input::Connected);
+    let sent = states(&h2.registered(Duration::ZERO));
+    assert_eq!(
+        sent,
+        [("x".to_owned(), TaskState::Failed), ("y".to_owned(), TaskState::Killed)]
+    );
 }

@@ -2,6 +2,7 @@
 //! exec, limited by its resources, killed as a whole.
 
 use super::{Cgroup, CgroupError, CgroupManager, Hierarchy, Limits, remove_empty_tree};
+use crate::checkpoint::ContainerRecord;
 use crate::config::CgroupsConfig;
 use crate::containerizer::launch::{create_sandbox, spawn};
 use crate::containerizer::supervisor::{ExitReceiver, Isolation, StartedReceiver, Supervisor, signal, wait_for};
@@ -144,6 +145,32 @@ impl Containerizer for CgroupsContainerizer {
         self.supervisor.probes()
     }
 
+    fn containers(&self) -> Vec<(ContainerId, ContainerRecord)> {
+        self.supervisor.records()
+    }
+
+    /// The task's cgroup is taken as it is (its limits were written at
+    /// launch); a missing one is an error, since the kill and the cleanup
+    /// go through it.
+    fn reattach(
+        &mut self,
+        _now: Timestamp,
+        id: &ContainerId,
+        task: &TaskInfo,
+        record: &ContainerRecord,
+    ) -> Result<(), ContainerError> {
+        let cgroup = self.cgroup(id);
+        if let Some(missing) = cgroup.dirs().into_iter().find(|dir| !dir.is_dir()) {
+            return Err(ContainerError::Reattach(format!(
+                "its cgroup {} is gone",
+                missing.display()
+            )));
+        }
+        let limits = Limits::for_task(&task.resources, &self.config);
+        self.supervisor
+            .reattach(id, record.clone(), Arc::new(Contained { cgroup, limits }))
+    }
+
     fn cleanup(&mut self) {
         for mount in self.hierarchy.mounts() {
             for removed in remove_empty_tree(&mount.join(&self.config.root)) {
@@ -205,6 +232,10 @@ impl Isolation for Contained {
             warn!(%error, "cannot kill the task's cgroup");
             self.signal_all(Signal::SIGKILL);
         }
+    }
+
+    fn cgroups(&self) -> Vec<PathBuf> {
+        self.cgroup.dirs()
     }
 
     fn ended(&self, exit: &mut ExitStatus) {

@@ -1,0 +1,318 @@
+//! Agent recovery, black box: `kill -9` of an agent with running tasks, then
+//! a restart on the same work directory: the same processes keep running,
+//! the agent re-registers under the same id with its tasks RUNNING, the
+//! unacknowledged update is sent again, a task that ended while the agent
+//! was down is reported FAILED with a reason, and every later update
+//! arrives. Once with the `process` containerizer (no root or cgroups
+//! needed), once with `cgroups` (needs root and cgroups: fails saying so
+//! when they are missing), where the tasks also stay in their cgroups.
+#![allow(clippy::disallowed_methods)] // a black-box test: it reads the real clock
+
+mod common;
+
+use agora_proto::pb;
+use common::{Proc, RawFramework, agora, framework_info, start_master, state, task, temp_dir};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const WITHIN: Duration = Duration::from_secs(10);
+
+/// How the agent runs tasks: `process`, or `cgroups` under a root of the test's own.
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Process,
+    Cgroups { root: &'a str },
+}
+
+fn start_agent(master: SocketAddr, work_dir: &Path, kind: Kind<'_>) -> Proc {
+    let mut command = agora();
+    command
+        .args(["agent", "--master", &master.to_string()])
+        .args(["--resources", "cpus:4;mem:1GiB"]);
+    match kind {
+        Kind::Process => command.args(["--containerizer", "process"]),
+        Kind::Cgroups { root } => command.args(["--containerizer", "cgroups", "--cgroups-root", root]),
+    };
+    let child = command
+        .arg("--work-dir")
+        .arg(work_dir)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("agora agent starts");
+    Proc(child)
+}
+
+/// The processes whose working directory is `dir` (a task's sandbox).
+fn processes_in(dir: &Path) -> BTreeSet<u32> {
+    let Ok(canonical) = dir.canonicalize() else {
+        return BTreeSet::new();
+    };
+    std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+            (cwd == canonical).then_some(pid)
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}
+
+fn sandbox(work_dir: &Path, framework: &pb::FrameworkId, task: &str) -> PathBuf {
+    work_dir.join("sandboxes").join(&framework.value).join(task)
+}
+
+fn state_name(status: &pb::TaskStatus) -> String {
+    pb::TaskState::try_from(status.state).map_or_else(|_| format!("{}", status.state), |s| s.as_str_name().to_owned())
+}
+
+/// Updates until `done` says enough, acknowledging those with a uuid unless
+/// `hold` names their task (left unacknowledged on purpose).
+async fn collect(
+    framework: &mut RawFramework,
+    hold: &[&str],
+    mut done: impl FnMut(&[pb::TaskStatus]) -> bool,
+) -> Vec<pb::TaskStatus> {
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        let status = framework
+            .update(WITHIN)
+            .await
+            .unwrap_or_else(|| panic!("no update in {WITHIN:?}; so far: {:?}", summary(&seen)));
+        let task_id = status.task_id.clone().map(|t| t.value).unwrap_or_default();
+        if !status.uuid.is_empty() && !hold.contains(&task_id.as_str()) {
+            framework
+                .client
+                .acknowledge(pb::AcknowledgeRequest {
+                    framework_id: Some(framework.id.clone()),
+                    agent_id: status.agent_id.clone(),
+                    task_id: status.task_id.clone(),
+                    uuid: status.uuid.clone(),
+                })
+                .await
+                .expect("acknowledge");
+        }
+        seen.push(status);
+    }
+    seen
+}
+
+fn summary(updates: &[pb::TaskStatus]) -> Vec<(String, String)> {
+    updates
+        .iter()
+        .map(|s| (s.task_id.clone().map(|t| t.value).unwrap_or_default(), state_name(s)))
+        .collect()
+}
+
+fn count(updates: &[pb::TaskStatus], task: &str, state: &str) -> usize {
+    summary(updates).iter().filter(|(t, s)| t == task && s == state).count()
+}
+
+/// The pids in the memory cgroup (v1) of a task.
+fn cgroup_pids(root: &str, framework: &pb::FrameworkId, task: &str) -> Option<BTreeSet<u32>> {
+    let procs = Path::new("/sys/fs/cgroup/memory")
+        .join(root)
+        .join(&framework.value)
+        .join(task)
+        .join("cgroup.procs");
+    let text = std::fs::read_to_string(procs).ok()?;
+    Some(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
+#[tokio::test]
+async fn kill_9_of_an_agent_keeps_its_tasks_running_and_loses_no_update() {
+    recover(Kind::Process).await;
+}
+
+#[tokio::test]
+async fn kill_9_of_a_cgroups_agent_keeps_its_tasks_in_their_cgroups() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|u| u.split_whitespace().next() == Some("0"))
+        })
+        .unwrap_or(false);
+    assert!(
+        root && Path::new("/sys/fs/cgroup/memory").is_dir(),
+        "this test needs root and cgroup v1 (a memory hierarchy at /sys/fs/cgroup/memory): it checks that \
+         reattached tasks keep their cgroups"
+    );
+    let cgroups_root = format!("agora-test-recovery-{}", std::process::id());
+    recover(Kind::Cgroups { root: &cgroups_root }).await;
+    assert!(
+        common::cgroup_dirs(&cgroups_root)
+            .iter()
+            .all(|d| !d.ends_with("keep") && !d.ends_with("held")),
+        "the killed tasks' cgroups are removed: {:?}",
+        common::cgroup_dirs(&cgroups_root)
+    );
+    for dir in common::cgroup_dirs(&cgroups_root).iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        let _ = std::fs::remove_dir(hierarchy.path().join(&cgroups_root));
+    }
+}
+
+async fn recover(kind: Kind<'_>) {
+    let started = std::time::Instant::now();
+    let (_master, addr) = start_master(&[]);
+    let work_dir = temp_dir("agent-recovery");
+    let mut agent = start_agent(addr, &work_dir, kind);
+    let mut framework = RawFramework::subscribe(addr, framework_info("recovery")).await;
+
+    let offers = framework.offers(WITHIN).await.expect("an offer");
+    let offer = &offers[0];
+    let agent_id = offer.agent_id.clone().expect("offers name their agent");
+    let tasks = vec![
+        task("keep", offer, "cpus:0.1;mem:32MiB", "sleep 30"),
+        task("held", offer, "cpus:0.1;mem:32MiB", "sleep 30"),
+        task("short", offer, "cpus:0.1;mem:32MiB", "sleep 1"),
+    ];
+    framework.launch(&[offer], tasks, 60.0).await;
+    // "held"'s RUNNING stays unacknowledged: the restarted agent must send it again.
+    let first = collect(&mut framework, &["held"], |seen| {
+        ["keep", "held", "short"]
+            .iter()
+            .all(|t| count(seen, t, "TASK_RUNNING") == 1)
+    })
+    .await;
+    let held_running = first
+        .iter()
+        .find(|s| s.task_id.as_ref().is_some_and(|t| t.value == "held"))
+        .cloned()
+        .expect("held RUNNING");
+
+    let pids = |task: &str| processes_in(&sandbox(&work_dir, &framework.id, task));
+    let (keep, held) = (pids("keep"), pids("held"));
+    assert!(!keep.is_empty() && !held.is_empty(), "the tasks' processes run");
+    let in_cgroups = |framework: &RawFramework| {
+        let Kind::Cgroups { root } = kind else { return None };
+        Some((
+            cgroup_pids(root, &framework.id, "keep"),
+            cgroup_pids(root, &framework.id, "held"),
+        ))
+    };
+    let cgroups_before = in_cgroups(&framework);
+    if let Some((keep_cg, held_cg)) = &cgroups_before {
+        assert_eq!(keep_cg.as_ref(), Some(&keep), "keep runs in its cgroup");
+        assert_eq!(held_cg.as_ref(), Some(&held), "held runs in its cgroup");
+    }
+
+    // kill -9: the agent gets no chance to clean up.
+    agent.0.kill().expect("SIGKILL the agent");
+    agent.0.wait().expect("reap the agent");
+    assert!(
+        keep.iter().chain(&held).all(|&pid| alive(pid)),
+        "the tasks outlive their agent"
+    );
+    // "short" ends while the agent is down.
+    let short = pids("short");
+    common::eventually(Duration::from_secs(5), || {
+        short.iter().all(|&p| !alive(p)).then_some(())
+    })
+    .expect("short ends while the agent is down");
+
+    let _agent = start_agent(addr, &work_dir, kind);
+    // Re-registered as the same agent, with the same processes RUNNING.
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let cluster = state(addr).await;
+        let same_agent_active = cluster
+            .agents
+            .iter()
+            .any(|a| a.id.as_ref() == Some(&agent_id) && a.active);
+        let running: BTreeSet<String> = cluster
+            .tasks
+            .iter()
+            .filter(|t| t.state == pb::TaskState::TaskRunning as i32)
+            .filter_map(|t| t.task.as_ref()?.task_id.as_ref().map(|i| i.value.clone()))
+            .collect();
+        if same_agent_active && running.contains("keep") && running.contains("held") {
+            assert_eq!(cluster.agents.len(), 1, "no second agent: {:?}", cluster.agents);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent did not re-register as {agent_id:?} with its tasks: {cluster:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pids("keep"), keep, "the same processes run");
+    assert_eq!(pids("held"), held, "the same processes run");
+    assert_eq!(in_cgroups(&framework), cgroups_before, "in the same cgroups");
+
+    // The held RUNNING comes again (same uuid), and short's end, with a reason.
+    let after = collect(&mut framework, &[], |seen| {
+        count(seen, "held", "TASK_RUNNING") >= 1 && count(seen, "short", "TASK_FAILED") == 1
+    })
+    .await;
+    let resent = after
+        .iter()
+        .find(|s| s.task_id.as_ref().is_some_and(|t| t.value == "held"))
+        .expect("held resent");
+    assert_eq!(resent.uuid, held_running.uuid, "the very update, sent again");
+    let failed = after
+        .iter()
+        .find(|s| s.task_id.as_ref().is_some_and(|t| t.value == "short") && state_name(s) == "TASK_FAILED")
+        .expect("short reported");
+    assert_eq!(
+        failed.reason,
+        pb::TaskReason::ReasonExecutorTerminated as i32,
+        "{failed:?}"
+    );
+    assert!(
+        failed.message.contains("while the agent was down"),
+        "{}",
+        failed.message
+    );
+
+    // The reattached tasks are still ours to kill.
+    for task_id in ["keep", "held"] {
+        framework
+            .client
+            .kill(pb::KillRequest {
+                framework_id: Some(framework.id.clone()),
+                task_id: Some(pb::TaskId {
+                    value: task_id.to_owned(),
+                }),
+                agent_id: Some(agent_id.clone()),
+            })
+            .await
+            .expect("kill");
+    }
+    let end = collect(&mut framework, &[], |seen| {
+        count(seen, "keep", "TASK_KILLED") == 1 && count(seen, "held", "TASK_KILLED") == 1
+    })
+    .await;
+    let everything: Vec<_> = first.iter().chain(&after).chain(&end).cloned().collect();
+    for lost in ["TASK_LOST", "TASK_GONE", "TASK_UNREACHABLE"] {
+        assert_eq!(
+            summary(&everything).iter().filter(|(_, s)| s == lost).count(),
+            0,
+            "no {lost}: {:?}",
+            summary(&everything)
+        );
+    }
+    common::eventually(Duration::from_secs(5), || {
+        keep.iter().chain(&held).all(|&p| !alive(p)).then_some(())
+    })
+    .expect("the killed tasks' processes are gone");
+    // Nothing more: no update twice after it was acknowledged.
+    assert!(framework.update(Duration::from_millis(300)).await.is_none());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&work_dir);
+}
