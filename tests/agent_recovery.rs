@@ -316,3 +316,96 @@ async fn recover(kind: Kind<'_>) {
     );
     let _ = std::fs::remove_dir_all(&work_dir);
 }
+
+/// The ids of the active agents.
+async fn active_agents(addr: SocketAddr) -> Vec<pb::AgentId> {
+    state(addr)
+        .await
+        .agents
+        .into_iter()
+        .filter(|a| a.active)
+        .filter_map(|a| a.id)
+        .collect()
+}
+
+async fn wait_for_active_agent(addr: SocketAddr, not: Option<&pb::AgentId>) -> pb::AgentId {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        if let Some(id) = active_agents(addr).await.into_iter().find(|id| Some(id) != not) {
+            return id;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no agent registered in {WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_checkpoint_stops_the_agent_unless_told_to_start_afresh() {
+    let (_master, addr) = start_master(&[]);
+    let work_dir = temp_dir("agent-corrupt-checkpoint");
+    let file = agora_agent::checkpoint::path(&work_dir);
+    std::fs::create_dir_all(file.parent().expect("meta dir")).expect("create meta");
+    std::fs::write(&file, b"agora-agent-checkpoint v1 5 0000000000000000\n{\"bo").expect("write garbage");
+
+    let output = agora()
+        .args(["agent", "--master", &addr.to_string()])
+        .args(["--resources", "cpus:1;mem:256MiB", "--containerizer", "process"])
+        .arg("--work-dir")
+        .arg(&work_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("agora agent runs");
+    let stderr = common::text(&output.stderr);
+    assert!(!output.status.success(), "the agent must refuse to start: {stderr}");
+    assert!(
+        stderr.contains(&file.display().to_string()) && stderr.contains("corrupt"),
+        "the error names the file: {stderr}"
+    );
+    assert!(active_agents(addr).await.is_empty());
+
+    let mut agent = agora();
+    agent
+        .args(["agent", "--master", &addr.to_string()])
+        .args(["--resources", "cpus:1;mem:256MiB", "--containerizer", "process"])
+        .arg("--discard-corrupt-checkpoint")
+        .arg("--work-dir")
+        .arg(&work_dir)
+        .env("RUST_LOG", "error");
+    let _agent = Proc(agent.spawn().expect("agora agent starts"));
+    wait_for_active_agent(addr, None).await;
+    assert!(
+        file.with_file_name("agent-checkpoint.corrupt").exists(),
+        "set aside, not deleted"
+    );
+    let _ = std::fs::remove_dir_all(&work_dir);
+}
+
+#[tokio::test]
+async fn after_a_reboot_the_agent_registers_as_a_new_agent() {
+    let (_master, addr) = start_master(&[]);
+    let work_dir = temp_dir("agent-reboot");
+    let mut agent = start_agent(addr, &work_dir, Kind::Process);
+    let first = wait_for_active_agent(addr, None).await;
+    agent.0.kill().expect("SIGKILL the agent");
+    agent.0.wait().expect("reap the agent");
+
+    // The same machine after a reboot: another boot id in the checkpoint's stead.
+    let file = agora_agent::checkpoint::path(&work_dir);
+    let mut checkpoint = agora_agent::checkpoint::read(&file)
+        .expect("a valid checkpoint")
+        .expect("the agent wrote one");
+    assert_eq!(
+        checkpoint.agent_id.as_ref().map(|id| id.as_str()),
+        Some(first.value.as_str())
+    );
+    checkpoint.boot_id = "an-earlier-boot".to_owned();
+    agora_agent::checkpoint::write(&file, &checkpoint).expect("rewrite");
+
+    let _agent = start_agent(addr, &work_dir, Kind::Process);
+    let second = wait_for_active_agent(addr, Some(&first)).await;
+    assert_ne!(second, first, "a rebooted machine is a new agent");
+    let _ = std::fs::remove_dir_all(&work_dir);
+}

@@ -15,7 +15,7 @@
 //! {"boot_id":"…","incarnation":3,"agent_id":"S-1","tasks":[…],"updates":[…]}
 //! ```
 //!
-//! **Crash safety.** [`write`] writes a temporary file in the same directory,
+//! **Crash safety.** [`write()`] writes a temporary file in the same directory,
 //! flushes it to disk, renames it over the old file and flushes the
 //! directory, so a crash at any point leaves the old checkpoint or the new
 //! one, never a torn one. The length and checksum catch what renaming cannot

@@ -62,7 +62,7 @@ pub enum Input {
         /// How it ended.
         exit: ExitStatus,
     },
-    /// A timer set from [`AgentCore::poll_timeout`] fired.
+    /// A timer set from [`AgentCore::poll_timeout`](crate::AgentCore::poll_timeout) fired.
     Tick,
 }
 
