@@ -177,11 +177,13 @@ async fn recover(kind: Kind<'_>) {
         task("keep", offer, "cpus:0.1;mem:32MiB", "sleep 30"),
         task("held", offer, "cpus:0.1;mem:32MiB", "sleep 30"),
         task("short", offer, "cpus:0.1;mem:32MiB", "sleep 1"),
+        // Most likely outlives the restart, then ends under the new agent.
+        task("mid", offer, "cpus:0.1;mem:32MiB", "sleep 3"),
     ];
     framework.launch(&[offer], tasks, 60.0).await;
     // "held"'s RUNNING stays unacknowledged: the restarted agent must send it again.
     let first = collect(&mut framework, &["held"], |seen| {
-        ["keep", "held", "short"]
+        ["keep", "held", "short", "mid"]
             .iter()
             .all(|t| count(seen, t, "TASK_RUNNING") == 1)
     })
@@ -253,7 +255,9 @@ async fn recover(kind: Kind<'_>) {
 
     // The held RUNNING comes again (same uuid), and short's end, with a reason.
     let after = collect(&mut framework, &[], |seen| {
-        count(seen, "held", "TASK_RUNNING") >= 1 && count(seen, "short", "TASK_FAILED") == 1
+        count(seen, "held", "TASK_RUNNING") >= 1
+            && count(seen, "short", "TASK_FAILED") == 1
+            && count(seen, "mid", "TASK_FAILED") == 1
     })
     .await;
     let resent = after
@@ -275,6 +279,15 @@ async fn recover(kind: Kind<'_>) {
         "{}",
         failed.message
     );
+    // A task that ends after it was reattached (or, on a slow machine, while
+    // the agent was down): its exit status is not ours to read, which its
+    // update says.
+    let mid = after
+        .iter()
+        .find(|s| s.task_id.as_ref().is_some_and(|t| t.value == "mid") && state_name(s) == "TASK_FAILED")
+        .expect("mid reported");
+    assert_eq!(mid.reason, pb::TaskReason::ReasonExecutorTerminated as i32, "{mid:?}");
+    assert!(mid.message.contains("exit status is unknown"), "{}", mid.message);
 
     // The reattached tasks are still ours to kill.
     for task_id in ["keep", "held"] {
