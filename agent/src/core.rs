@@ -314,7 +314,9 @@ impl<C: Containerizer> AgentCore<C> {
         // their final state: left out, the master would take them for lost
         // (GONE) before their update arrives.
         let mut tasks = self.running_tasks();
-        tasks.extend(self.ended.iter().map(|(id, (info, state))| RunningTask {
+        // (One relaunched under the same id is listed once, as it runs now.)
+        let ended = self.ended.iter().filter(|(id, _)| !self.tasks.contains_key(*id));
+        tasks.extend(ended.map(|(id, (info, state))| RunningTask {
             framework_id: id.framework_id.clone(),
             task: info.clone(),
             state: *state,

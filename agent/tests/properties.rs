@@ -3,7 +3,11 @@
 //! ends with exactly one terminal update, each task's updates are delivered in
 //! order (a new one only once the previous was acknowledged), nothing is sent
 //! again after its acknowledgement, and in the end everything is acknowledged.
+//! The agent may also crash and restart from its checkpoint at any point,
+//! its tasks' processes surviving or not (`Op::Restart`): the properties
+//! hold across restarts.
 
+use agora_agent::checkpoint::{Checkpoint, plan_recovery};
 use agora_agent::{AgentCore, ContainerId, CoreConfig, Input, Output, SimulatedContainerizer};
 use agora_proto::{
     AgentId, AgentInfo, AgentMessage, CommandInfo, FrameworkId, MasterMessage, Resources, StatusUuid, TaskId, TaskInfo,
@@ -47,6 +51,11 @@ enum Op {
     },
     Disconnect,
     Reconnect,
+    /// The agent dies and starts again from its checkpoint; the processes of
+    /// the live tasks whose bit is set in `dead` end meanwhile.
+    Restart {
+        dead: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -61,6 +70,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u16..120).prop_map(|secs| Op::Advance { secs }),
         1 => Just(Op::Disconnect),
         1 => Just(Op::Reconnect),
+        1 => any::<u8>().prop_map(|dead| Op::Restart { dead }),
     ]
 }
 
@@ -81,6 +91,8 @@ struct Checker {
     acked: BTreeSet<StatusUuid>,
     /// Updates nobody will acknowledge: their framework was shut down.
     forgiven: BTreeSet<StatusUuid>,
+    /// How many times the agent has restarted.
+    incarnation: u64,
 }
 
 impl Checker {
@@ -97,6 +109,45 @@ impl Checker {
             sent: BTreeMap::new(),
             acked: BTreeSet::new(),
             forgiven: BTreeSet::new(),
+            incarnation: 0,
+        }
+    }
+
+    /// The agent crashes (its checkpoint, written before every output, is
+    /// all that is left) and a new one recovers from it.
+    fn restart(&mut self, dead: u8) -> Result<(), TestCaseError> {
+        self.incarnation += 1;
+        let checkpoint = Checkpoint {
+            boot_id: "boot".to_owned(),
+            incarnation: self.incarnation,
+            ..self.core.checkpoint()
+        };
+        let alive: BTreeMap<u32, u64> = checkpoint
+            .tasks
+            .iter()
+            .filter_map(|t| t.container.as_ref())
+            .enumerate()
+            .filter(|(i, _)| dead & (1 << (i % 8)) == 0)
+            .map(|(_, r)| (r.pid, r.start_time))
+            .collect();
+        let plan = plan_recovery(Some(checkpoint), "boot", |pid| alive.get(&pid).copied());
+        self.core = AgentCore::new(
+            CoreConfig::new(Self::info()),
+            SimulatedContainerizer::new(),
+            1 + self.incarnation,
+        );
+        self.core.recover(self.now, plan);
+        self.registered = false;
+        // Whatever it produced while recovering (tasks that ended) is not
+        // sent while it is not registered.
+        self.handle(Input::Tick)
+    }
+
+    fn info() -> AgentInfo {
+        AgentInfo {
+            hostname: "h".to_owned(),
+            resources: Resources::default(),
+            attributes: Default::default(),
         }
     }
 
@@ -235,6 +286,7 @@ impl Checker {
                 self.handle(Input::Disconnected)
             }
             Op::Reconnect => self.reconnect(),
+            Op::Restart { dead } => self.restart(dead),
         }
     }
 
@@ -255,12 +307,14 @@ impl Checker {
         Ok(())
     }
 
-    /// Each task's updates read `(RUNNING (FINISHED | KILLED) | DROPPED | KILLED' | RUNNING')*`
+    /// Each task's updates read `(RUNNING (FINISHED | KILLED | FAILED*) | DROPPED | KILLED' | RUNNING')*`
+    /// where FAILED* is the end of a task whose process ended while the agent
+    /// was down (REASON_EXECUTOR_TERMINATED), and
     /// where KILLED' is the final update of a task of a shut-down framework
     /// (whose queued updates were forgotten unsent), and RUNNING' a RUNNING
     /// whose framework was shut down before the task's end was sent.
     fn check_lifecycles(&self) -> Result<(), TestCaseError> {
-        use TaskState::{Dropped, Finished, Killed, Running};
+        use TaskState::{Dropped, Failed, Finished, Killed, Running};
         const SHUTDOWN: Option<TaskReason> = Some(TaskReason::FrameworkRemoved);
         for (key, sent) in &self.sent {
             let mut rest = sent.as_slice();
@@ -268,6 +322,11 @@ impl Checker {
                 let forgiven = first.uuid.is_some_and(|u| self.forgiven.contains(&u));
                 rest = match (first.state, first.reason, tail) {
                     (Running, _, [end, tail @ ..]) if matches!(end.state, Finished | Killed) => tail,
+                    (Running, _, [end, tail @ ..])
+                        if end.state == Failed && end.reason == Some(TaskReason::ExecutorTerminated) =>
+                    {
+                        tail
+                    }
                     (Dropped, _, _) | (Killed, SHUTDOWN, _) => tail,
                     (Running, _, _) if forgiven => tail,
                     _ => {

@@ -13,6 +13,7 @@
 //! once, whatever the grace period, and reports it killed.
 
 use super::{ContainerError, ContainerId, Containerizer, ExitStatus};
+use crate::checkpoint::ContainerRecord;
 use agora_proto::{CommandInfo, TaskInfo, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -113,6 +114,45 @@ impl Containerizer for SimulatedContainerizer {
         } else {
             Some(Timestamp::ZERO)
         }
+    }
+
+    /// Made-up records, so that simulations can exercise agent recovery: a
+    /// pid above any real one (`u32::MAX` down, unique within one call) and
+    /// the container's end, in microseconds, as its start time. No real
+    /// process matches them, so a real agent restarted with this
+    /// containerizer reports its tasks as ended, as it must: nothing ran.
+    fn containers(&self) -> Vec<(ContainerId, ContainerRecord)> {
+        self.running
+            .iter()
+            .zip(0u32..)
+            .map(|((id, (end, _)), i)| {
+                let record = ContainerRecord {
+                    pid: u32::MAX - i,
+                    start_time: end.as_micros(),
+                    cgroups: Vec::new(),
+                };
+                (id.clone(), record)
+            })
+            .collect()
+    }
+
+    /// Takes a simulated container back: it ends when it would have (the
+    /// record's start time is its end), with its command's exit code.
+    fn reattach(
+        &mut self,
+        _now: Timestamp,
+        id: &ContainerId,
+        task: &TaskInfo,
+        record: &ContainerRecord,
+    ) -> Result<(), ContainerError> {
+        if self.running.contains_key(id) || self.killed.contains(id) {
+            return Err(ContainerError::AlreadyExists(id.clone()));
+        }
+        let (_, code) = behaviour(&task.command);
+        let end = Timestamp::from_micros(record.start_time);
+        self.running.insert(id.clone(), (end, code));
+        self.deadlines.insert((end, id.clone()));
+        Ok(())
     }
 }
 
