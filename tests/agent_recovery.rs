@@ -176,9 +176,9 @@ async fn recover(kind: Kind<'_>) {
     let tasks = vec![
         task("keep", offer, "cpus:0.1;mem:32MiB", "sleep 30"),
         task("held", offer, "cpus:0.1;mem:32MiB", "sleep 30"),
-        task("short", offer, "cpus:0.1;mem:32MiB", "sleep 1"),
+        task("short", offer, "cpus:0.1;mem:32MiB", "sleep 2"),
         // Most likely outlives the restart, then ends under the new agent.
-        task("mid", offer, "cpus:0.1;mem:32MiB", "sleep 3"),
+        task("mid", offer, "cpus:0.1;mem:32MiB", "sleep 4"),
     ];
     framework.launch(&[offer], tasks, 60.0).await;
     // "held"'s RUNNING stays unacknowledged: the restarted agent must send it again.
