@@ -261,6 +261,7 @@ impl<C: Containerizer> AgentCore<C> {
                     Err(error) => format!("the task's process outlived the agent but {error}"),
                 },
             };
+            self.containerizer.clean_up_after_restart(&container, &info);
             let (state, reason) = match kill {
                 Some(reason) => (TaskState::Killed, reason),
                 None => (TaskState::Failed, Some(TaskReason::ExecutorTerminated)),

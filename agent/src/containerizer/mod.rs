@@ -282,6 +282,11 @@ pub trait Containerizer: fmt::Debug {
             "this containerizer cannot take over container {id}"
         )))
     }
+
+    /// Removes what is left of container `id`, whose main process ended
+    /// while the agent was down (or was never recorded): processes it left
+    /// behind, its cgroup. Runs in the background; nothing by default.
+    fn clean_up_after_restart(&mut self, _id: &ContainerId, _task: &TaskInfo) {}
 }
 
 impl<C: Containerizer + ?Sized> Containerizer for Box<C> {
@@ -325,5 +330,9 @@ impl<C: Containerizer + ?Sized> Containerizer for Box<C> {
         record: &ContainerRecord,
     ) -> Result<(), ContainerError> {
         (**self).reattach(now, id, task, record)
+    }
+
+    fn clean_up_after_restart(&mut self, id: &ContainerId, task: &TaskInfo) {
+        (**self).clean_up_after_restart(id, task);
     }
 }

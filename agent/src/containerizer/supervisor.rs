@@ -266,6 +266,11 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Runs `work` (blocking) in the background.
+    pub(crate) fn run_blocking(&self, work: impl FnOnce() + Send + 'static) {
+        drop(self.runtime.spawn_blocking(work));
+    }
+
     /// The main process of every container that has one.
     pub(crate) fn records(&self) -> Vec<(ContainerId, ContainerRecord)> {
         lock(&self.live)

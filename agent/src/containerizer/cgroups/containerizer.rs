@@ -171,6 +171,21 @@ impl Containerizer for CgroupsContainerizer {
             .reattach(id, record.clone(), Arc::new(Contained { cgroup, limits }))
     }
 
+    /// Kills what the task left in its cgroup and removes the cgroup, as
+    /// after any exit (off the event loop).
+    fn clean_up_after_restart(&mut self, id: &ContainerId, task: &TaskInfo) {
+        let cgroup = self.cgroup(id);
+        if !cgroup.dirs().iter().any(|dir| dir.is_dir()) {
+            return;
+        }
+        let contained = Contained {
+            cgroup,
+            limits: Limits::for_task(&task.resources, &self.config),
+        };
+        self.supervisor
+            .run_blocking(move || contained.ended(&mut ExitStatus::default()));
+    }
+
     fn cleanup(&mut self) {
         for mount in self.hierarchy.mounts() {
             for removed in remove_empty_tree(&mount.join(&self.config.root)) {
