@@ -147,6 +147,7 @@ async fn kill_9_of_a_cgroups_agent_keeps_its_tasks_in_their_cgroups() {
          reattached tasks keep their cgroups"
     );
     let cgroups_root = format!("agora-test-recovery-{}", std::process::id());
+    let _cleanup = RemoveCgroups(cgroups_root.clone());
     recover(Kind::Cgroups { root: &cgroups_root }).await;
     // Every task's cgroup is removed: the killed ones', the reattached one's
     // that ended, and the one whose task ended while the agent was down.
@@ -158,11 +159,27 @@ async fn kill_9_of_a_cgroups_agent_keeps_its_tasks_in_their_cgroups() {
     };
     common::eventually(Duration::from_secs(5), || tasks_cgroups().is_empty().then_some(()))
         .unwrap_or_else(|| panic!("task cgroups left behind: {:?}", tasks_cgroups()));
-    for dir in common::cgroup_dirs(&cgroups_root).iter().rev() {
-        let _ = std::fs::remove_dir(dir);
-    }
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-        let _ = std::fs::remove_dir(hierarchy.path().join(&cgroups_root));
+}
+
+/// Removes the test's cgroups, killing what they hold, even when it fails.
+struct RemoveCgroups(String);
+
+impl Drop for RemoveCgroups {
+    fn drop(&mut self) {
+        let dirs = common::cgroup_dirs(&self.0);
+        for dir in &dirs {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines() {
+                let _ = std::process::Command::new("kill").args(["-9", pid.trim()]).status();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for dir in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(hierarchy.path().join(&self.0));
+        }
     }
 }
 
@@ -405,14 +422,20 @@ async fn after_a_reboot_the_agent_registers_as_a_new_agent() {
     let work_dir = temp_dir("agent-reboot");
     let mut agent = start_agent(addr, &work_dir, Kind::Process);
     let first = wait_for_active_agent(addr, None).await;
+    // The master lists the agent before the agent has heard back (and
+    // checkpointed its id): wait for the checkpoint to have it.
+    let file = agora_agent::checkpoint::path(&work_dir);
+    let checkpointed = || {
+        agora_agent::checkpoint::read(&file)
+            .expect("a valid checkpoint")
+            .filter(|c| c.agent_id.is_some())
+    };
+    common::eventually(WITHIN, checkpointed).expect("the agent checkpoints its id");
     agent.0.kill().expect("SIGKILL the agent");
     agent.0.wait().expect("reap the agent");
 
     // The same machine after a reboot: another boot id in the checkpoint's stead.
-    let file = agora_agent::checkpoint::path(&work_dir);
-    let mut checkpoint = agora_agent::checkpoint::read(&file)
-        .expect("a valid checkpoint")
-        .expect("the agent wrote one");
+    let mut checkpoint = checkpointed().expect("the checkpoint survives the kill");
     assert_eq!(
         checkpoint.agent_id.as_ref().map(|id| id.as_str()),
         Some(first.value.as_str())
