@@ -2,8 +2,8 @@
 //! wires the crates together; every behaviour of the cluster lives in a
 //! library crate. Servers (`master`, `agent`, `local`), operator commands
 //! (`ps`, `agents`, `frameworks`, `logs`, `kill`, `reserve`, `unreserve`), a
-//! one-task framework (`run`) and benchmarks (`bench`) each have a module
-//! under `cli/`.
+//! one-task framework (`run`), benchmarks (`bench`) and the simulator
+//! (`sim`) each have a module under `cli/`.
 
 mod cli;
 mod client;
@@ -50,6 +50,8 @@ enum Command {
     /// Benchmarks that start their own cluster.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
+    /// Simulate a cluster on virtual time: the real master and schedulers, modelled machines.
+    Sim(cli::sim::SimArgs),
 }
 
 impl Command {
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
             Command::Reserve(args) => cli::reserve::reserve(args).await,
             Command::Unreserve(args) => cli::reserve::unreserve(args).await,
             Command::Bench(command) => cli::bench::run(command).await,
+            Command::Sim(args) => cli::sim::run(args).await,
         }
     });
     // Tasks still blocked on stdin or a socket must not hold the exit up.

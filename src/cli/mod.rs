@@ -12,6 +12,7 @@ pub(crate) mod master;
 pub(crate) mod ps;
 pub(crate) mod reserve;
 pub(crate) mod run;
+pub(crate) mod sim;
 
 /// `--master`, shared by every command that talks to a master.
 #[derive(Clone, Debug, clap::Args)]
