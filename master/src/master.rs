@@ -512,6 +512,24 @@ impl Master {
             }
             self.complete(task);
         }
+        // Its orphans (tasks being killed that it no longer hears of) go too.
+        for (agent_id, agent) in &mut self.agents {
+            let mine: Vec<(FrameworkId, TaskId)> = agent
+                .orphans
+                .keys()
+                .filter(|(f, _)| f == framework_id)
+                .cloned()
+                .collect();
+            for key in mine {
+                if let Some((role, resources)) = agent.orphans.remove(&key) {
+                    self.allocator
+                        .recover(now, framework_id, agent_id, &role, &resources, None);
+                    if let Some(conn) = agent.conn {
+                        agents_to_tell.insert(conn);
+                    }
+                }
+            }
+        }
         for conn in agents_to_tell {
             self.push(Output::ToAgent {
                 conn,

@@ -363,3 +363,23 @@ fn a_queued_agent_that_reregisters_is_not_removed() {
     assert!(h.master.removal_queue.is_empty());
     assert_eq!(h.master.agents[&waiting].status, AgentStatus::Active);
 }
+
+#[test]
+fn a_framework_removed_while_its_task_is_an_orphan_frees_it() {
+    let mut p = running_task(config(), false);
+    p.partition();
+    let agent_conn = p.come_back();
+    assert_eq!(p.h.master.agents[&p.agent_id].orphans.len(), 1);
+    p.h.take();
+    p.h.call(&p.framework_id, Call::Teardown).expect("teardown");
+    assert!(p.h.master.agents[&p.agent_id].orphans.is_empty());
+    assert!(
+        p.h.agent_messages(agent_conn)
+            .iter()
+            .any(|m| matches!(m, MasterMessage::ShutdownFramework { .. }))
+    );
+    assert_eq!(
+        p.h.master.allocator.agent_allocated(&p.agent_id).cpus(),
+        res_cpus("cpus:0")
+    );
+}
