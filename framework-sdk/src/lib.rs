@@ -98,4 +98,4 @@ mod session;
 pub use calls::Calls;
 pub use matching::{LaunchPlan, PlacedTask, Placement, Strategy, TaskRequest, place};
 pub use scheduler::{Scheduler, Subscribed};
-pub use session::{AckMode, DEFAULT_MISSED_HEARTBEATS, Session};
+pub use session::{AckMode, DEFAULT_MISSED_HEARTBEATS, Reconciliation, Session};

@@ -8,7 +8,8 @@
 
 use crate::calls::Calls;
 use crate::scheduler::{Scheduler, Subscribed};
-use agora_proto::{Call, Event, FrameworkCall, FrameworkId, FrameworkInfo, Timestamp};
+use agora_proto::{AgentId, Call, Event, FrameworkCall, FrameworkId, FrameworkInfo, Operation, TaskId, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Who acknowledges status updates that carry a uuid.
@@ -27,6 +28,48 @@ pub enum AckMode {
 /// How many heartbeat intervals without any event mean the link is dead
 /// (Mesos clients reconnect after about five missed heartbeats).
 pub const DEFAULT_MISSED_HEARTBEATS: u32 = 5;
+
+/// Periodic reconciliation, as Mesos' reconciliation guide recommends: every
+/// `interval`, ask explicitly about the tasks the scheduler believes are not
+/// terminal, again after `retry`, doubling up to `max_retry`, for those the
+/// master has not answered yet; once every one is answered, one implicit
+/// reconciliation (which also brings tasks the scheduler does not know of).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reconciliation {
+    /// Time from one round's start (or the subscription) to the next.
+    pub interval: Duration,
+    /// First wait for answers before asking again.
+    pub retry: Duration,
+    /// Longest wait between two asks of one round.
+    pub max_retry: Duration,
+}
+
+impl Reconciliation {
+    /// Every 10 minutes (Marathon's default reconciliation interval), asking
+    /// again after 10 s, backing off to 5 min.
+    pub const DEFAULT: Self = Self {
+        interval: Duration::from_secs(600),
+        retry: Duration::from_secs(10),
+        max_retry: Duration::from_secs(300),
+    };
+}
+
+impl Default for Reconciliation {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The periodic reconciliation in progress.
+#[derive(Debug, Default)]
+struct ReconcileState {
+    /// When to act next: start a round, or ask again.
+    next: Option<Timestamp>,
+    /// In a round: the tasks not yet answered, and the next wait.
+    waiting: Option<(BTreeSet<TaskId>, Duration)>,
+    /// Rounds started.
+    rounds: u64,
+}
 
 /// The state of one framework's conversation with the master, across
 /// connections.
@@ -48,6 +91,11 @@ pub struct Session<S> {
     exit_requested: bool,
     fatal_error: Option<String>,
     ignored_events: u64,
+    reconciliation: Option<Reconciliation>,
+    reconcile: ReconcileState,
+    /// Tasks the scheduler believes are not terminal: launched, or last
+    /// reported in a non-terminal state; with their agent when known.
+    live_tasks: BTreeMap<TaskId, Option<AgentId>>,
 }
 
 impl<S: Scheduler> Session<S> {
@@ -66,6 +114,95 @@ impl<S: Scheduler> Session<S> {
             exit_requested: false,
             fatal_error: None,
             ignored_events: 0,
+            reconciliation: Some(Reconciliation::DEFAULT),
+            reconcile: ReconcileState::default(),
+            live_tasks: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the periodic reconciliation (`None` turns it off; on by default
+    /// with [`Reconciliation::DEFAULT`]).
+    #[must_use]
+    pub const fn with_periodic_reconciliation(mut self, reconciliation: Option<Reconciliation>) -> Self {
+        self.reconciliation = reconciliation;
+        self
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called
+    /// (periodic reconciliation); `None` when nothing is scheduled.
+    pub const fn poll_timeout(&self) -> Option<Timestamp> {
+        if self.subscribed.is_some() {
+            self.reconcile.next
+        } else {
+            None
+        }
+    }
+
+    /// Periodic reconciliation rounds started so far.
+    pub const fn reconciliation_rounds(&self) -> u64 {
+        self.reconcile.rounds
+    }
+
+    /// The tasks the session believes are not terminal (launched through it,
+    /// or last reported in a non-terminal state).
+    pub fn live_tasks(&self) -> impl Iterator<Item = &TaskId> {
+        self.live_tasks.keys()
+    }
+
+    /// Runs the timers due at `now` and returns the calls to send: a
+    /// periodic reconciliation round starts, or asks again about the tasks
+    /// not answered yet, or ends with an implicit reconciliation.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> Vec<FrameworkCall> {
+        let Some(config) = self.reconciliation else {
+            return Vec::new();
+        };
+        if !self.is_subscribed() || self.reconcile.next.is_none_or(|next| now < next) {
+            return Vec::new();
+        }
+        let mut calls = Calls::new(now, self.framework.id.clone());
+        let (waiting, wait) = match self.reconcile.waiting.take() {
+            // A round in progress: keep only the tasks still live (the
+            // scheduler may have seen them end meanwhile).
+            Some((mut waiting, wait)) => {
+                waiting.retain(|t| self.live_tasks.contains_key(t));
+                (waiting, wait)
+            }
+            None => {
+                self.reconcile.rounds += 1;
+                (self.live_tasks.keys().cloned().collect(), config.retry)
+            }
+        };
+        if waiting.is_empty() {
+            // Every task answered: one implicit reconciliation ends the round.
+            calls.reconcile(Vec::new());
+            self.reconcile.next = Some(now + config.interval);
+        } else {
+            let tasks = waiting
+                .iter()
+                .map(|t| (t.clone(), self.live_tasks.get(t).cloned().flatten()))
+                .collect();
+            calls.reconcile(tasks);
+            self.reconcile.next = Some(now + wait);
+            let next_wait = wait.saturating_mul(2).min(config.max_retry.max(config.retry));
+            self.reconcile.waiting = Some((waiting, next_wait));
+        }
+        self.finish(calls)
+    }
+
+    /// Keeps `live_tasks` up to date with a status the master sent, and
+    /// counts it as the answer the current reconciliation round waits for.
+    fn track_status(&mut self, now: Timestamp, status: &agora_proto::TaskStatus) {
+        if status.state.is_terminal() {
+            self.live_tasks.remove(&status.task_id);
+        } else {
+            self.live_tasks.insert(status.task_id.clone(), status.agent_id.clone());
+        }
+        if let Some((waiting, _)) = &mut self.reconcile.waiting
+            && waiting.remove(&status.task_id)
+            && waiting.is_empty()
+        {
+            // The last answer: end the round at once.
+            self.reconcile.next = Some(now);
         }
     }
 
@@ -204,10 +341,14 @@ impl<S: Scheduler> Session<S> {
                 if self.implicit_reconciliation {
                     calls.reconcile(Vec::new());
                 }
+                // A new subscription starts the periodic schedule afresh.
+                self.reconcile.waiting = None;
+                self.reconcile.next = self.reconciliation.map(|r| now + r.interval);
             }
             Event::Offers(offers) => self.scheduler.offers(&mut calls, offers),
             Event::Rescind(offer_id) => self.scheduler.rescinded(&mut calls, &offer_id),
             Event::Update(status) => {
+                self.track_status(now, &status);
                 self.scheduler.status_update(&mut calls, &status);
                 if self.ack_mode == AckMode::Auto {
                     calls.acknowledge(&status);
@@ -251,6 +392,16 @@ impl<S: Scheduler> Session<S> {
         queued
             .into_iter()
             .map(|call| {
+                if let Call::Accept { operations, .. } = &call {
+                    for operation in operations {
+                        if let Operation::Launch(tasks) = operation {
+                            for task in tasks {
+                                self.live_tasks
+                                    .insert(task.task_id.clone(), Some(task.agent_id.clone()));
+                            }
+                        }
+                    }
+                }
                 let call = match call {
                     // The master keys UPDATE_FRAMEWORK by the info's id.
                     Call::UpdateFramework(mut info) => {
@@ -576,5 +727,140 @@ mod tests {
         assert_eq!(info.id, Some(fid("fw")));
         assert_eq!(s.framework_info().roles, vec!["ads".to_owned()]);
         assert_eq!(s.framework_info().id, Some(fid("fw")));
+    }
+
+    fn status(task: &str, state: TaskState) -> Event {
+        let mut s = TaskStatus::new(TaskId::new(task).expect("id"), state, Timestamp::ZERO);
+        s.agent_id = Some(AgentId::new("a1").expect("id"));
+        Event::Update(s)
+    }
+
+    fn reconciled(out: &[FrameworkCall]) -> Vec<Vec<String>> {
+        out.iter()
+            .filter_map(|c| match &c.call {
+                Call::Reconcile { tasks } => Some(tasks.iter().map(|(t, _)| t.to_string()).collect()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn periodic() -> Session<Recorder> {
+        session().with_periodic_reconciliation(Some(Reconciliation {
+            interval: 10 * MIN,
+            retry: Duration::from_secs(10),
+            max_retry: Duration::from_secs(40),
+        }))
+    }
+
+    #[test]
+    fn periodic_reconciliation_waits_for_the_interval_and_only_while_subscribed() {
+        let mut s = periodic();
+        assert_eq!(s.poll_timeout(), None);
+        let t0 = Timestamp::from_secs(100);
+        s.handle(t0, subscribed("fw"));
+        assert_eq!(s.poll_timeout(), Some(t0 + 10 * MIN));
+        assert!(s.handle_timeout(t0 + 9 * MIN).is_empty(), "not due yet");
+        s.disconnected();
+        assert_eq!(s.poll_timeout(), None);
+        assert!(s.handle_timeout(t0 + 11 * MIN).is_empty(), "nothing while disconnected");
+        // Re-subscribing restarts the schedule.
+        let t1 = t0 + 12 * MIN;
+        s.handle(t1, subscribed("fw"));
+        assert_eq!(s.poll_timeout(), Some(t1 + 10 * MIN));
+    }
+
+    #[test]
+    fn without_live_tasks_a_round_is_one_implicit_reconciliation() {
+        let mut s = periodic();
+        s.handle(Timestamp::ZERO, subscribed("fw"));
+        let at = Timestamp::ZERO + 10 * MIN;
+        let out = s.handle_timeout(at);
+        assert_eq!(reconciled(&out), vec![Vec::<String>::new()]);
+        assert_eq!(s.reconciliation_rounds(), 1);
+        assert_eq!(s.poll_timeout(), Some(at + 10 * MIN));
+    }
+
+    #[test]
+    fn a_round_asks_explicitly_with_backoff_until_answered_then_implicitly() {
+        let mut s = periodic();
+        s.handle(Timestamp::ZERO, subscribed("fw"));
+        s.handle(Timestamp::ZERO, status("t1", TaskState::Running));
+        s.handle(Timestamp::ZERO, status("t2", TaskState::Running));
+        s.handle(Timestamp::ZERO, status("t3", TaskState::Running));
+        s.handle(Timestamp::ZERO, status("t3", TaskState::Finished));
+        let mut at = Timestamp::ZERO + 10 * MIN;
+        assert_eq!(
+            reconciled(&s.handle_timeout(at)),
+            vec![vec!["t1", "t2"]],
+            "explicit, live tasks only"
+        );
+        // No answer: asked again after 10 s, 20 s, 40 s, 40 s (capped).
+        for wait in [10, 20, 40, 40] {
+            assert_eq!(s.poll_timeout(), Some(at + Duration::from_secs(wait)));
+            at += Duration::from_secs(wait);
+            assert_eq!(reconciled(&s.handle_timeout(at)), vec![vec!["t1", "t2"]]);
+        }
+        // t1 is answered: only t2 is asked about.
+        s.handle(at, status("t1", TaskState::Running));
+        at += Duration::from_secs(40);
+        assert_eq!(reconciled(&s.handle_timeout(at)), vec![vec!["t2"]]);
+        // The last answer ends the round with an implicit reconciliation.
+        s.handle(at, status("t2", TaskState::Lost));
+        assert_eq!(s.poll_timeout(), Some(at));
+        assert_eq!(reconciled(&s.handle_timeout(at)), vec![Vec::<String>::new()]);
+        assert_eq!(s.poll_timeout(), Some(at + 10 * MIN));
+        assert_eq!(s.reconciliation_rounds(), 1);
+        assert_eq!(s.live_tasks().map(ToString::to_string).collect::<Vec<_>>(), ["t1"]);
+    }
+
+    #[test]
+    fn launched_tasks_are_reconciled_before_any_update_with_their_agent() {
+        #[derive(Debug)]
+        struct Launcher;
+        impl Scheduler for Launcher {
+            fn offers(&mut self, calls: &mut Calls, offers: Vec<Offer>) {
+                for offer in offers {
+                    let task = agora_proto::TaskInfo {
+                        name: "t".to_owned(),
+                        task_id: TaskId::new("launched").expect("id"),
+                        agent_id: offer.agent_id.clone(),
+                        resources: Resources::new(),
+                        command: agora_proto::CommandInfo::shell("true"),
+                        kill_grace_period: None,
+                    };
+                    calls.accept(vec![offer.id], vec![Operation::Launch(vec![task])], Filters::default());
+                }
+            }
+        }
+        let mut s = Session::new(Launcher, FrameworkInfo::new("l"));
+        s.handle(Timestamp::ZERO, subscribed("fw"));
+        s.handle(Timestamp::ZERO, Event::Offers(vec![offer("o1")]));
+        let out = s.handle_timeout(Timestamp::ZERO + Reconciliation::DEFAULT.interval);
+        let [
+            FrameworkCall {
+                call: Call::Reconcile { tasks },
+                ..
+            },
+        ] = &out[..]
+        else {
+            panic!("expected one RECONCILE, got {out:?}");
+        };
+        assert_eq!(
+            tasks,
+            &[(
+                TaskId::new("launched").expect("id"),
+                Some(AgentId::new("a1").expect("id"))
+            )]
+        );
+    }
+
+    #[test]
+    fn periodic_reconciliation_can_be_turned_off() {
+        let mut s = session().with_periodic_reconciliation(None);
+        s.handle(Timestamp::ZERO, subscribed("fw"));
+        assert_eq!(s.poll_timeout(), None);
+        assert!(s.handle_timeout(Timestamp::from_secs(1_000_000)).is_empty());
     }
 }

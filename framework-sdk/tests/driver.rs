@@ -7,7 +7,7 @@ use agora_proto::pb::scheduler_server::{Scheduler as SchedulerService, Scheduler
 use agora_proto::{CommandInfo, FrameworkInfo, Offer, TaskState, TaskStatus, pb};
 use agora_sdk::driver::{Backoff, Driver, DriverConfig, DriverError, ExitReason};
 use agora_sdk::frameworks::{Batch, BatchConfig, TaskTemplate};
-use agora_sdk::{Calls, Scheduler, Subscribed, TaskRequest};
+use agora_sdk::{Calls, Reconciliation, Scheduler, Subscribed, TaskRequest};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -620,4 +620,47 @@ async fn batch_runs_to_completion_through_the_driver() {
         batch.final_states().values().copied().collect::<Vec<_>>(),
         [TaskState::Finished; 2]
     );
+}
+
+#[tokio::test]
+async fn reconciles_periodically_explicitly_then_implicitly() {
+    let mut master = Master::start().await;
+    let mut config = config(&[&master.address]);
+    config.reconciliation = Some(Reconciliation {
+        interval: Duration::from_millis(300),
+        retry: Duration::from_millis(100),
+        max_retry: Duration::from_millis(100),
+    });
+    let (run, handle, mut events) = probe(config, false);
+    let sub = master.accept_subscription(60.0).await;
+    assert_eq!(next_event(&mut events).await, "subscribed fw-1");
+    // A running task: the round asks about it by name, again until answered.
+    sub.send(update("t1", None)).await;
+    for _ in 0..2 {
+        match master.next_call().await {
+            Received::Reconcile(r) => {
+                let names: Vec<_> = r
+                    .tasks
+                    .iter()
+                    .filter_map(|t| t.task_id.as_ref())
+                    .map(|t| t.value.as_str())
+                    .collect();
+                assert_eq!(names, ["t1"], "explicit reconciliation of the live task");
+            }
+            other => panic!("expected RECONCILE, got {other:?}"),
+        }
+    }
+    // The answer ends the round with an implicit reconciliation.
+    sub.send(update("t1", None)).await;
+    loop {
+        match master.next_call().await {
+            Received::Reconcile(r) if r.tasks.is_empty() => break,
+            Received::Reconcile(_) => {} // an ask already under way
+            other => panic!("expected RECONCILE, got {other:?}"),
+        }
+    }
+    handle.shutdown();
+    let (result, driver) = within(run).await.expect("join");
+    assert_eq!(result.expect("clean stop"), ExitReason::Shutdown);
+    assert!(driver.session().reconciliation_rounds() >= 1);
 }

@@ -29,7 +29,7 @@ mod state;
 pub mod server;
 
 pub use allocator::{Allocation, Allocator, DrfAllocator, DrfConfig, Policy};
-pub use config::MasterConfig;
+pub use config::{MasterConfig, RateLimit, RateLimitError};
 pub use error::{MasterError, ReservationError, ReservationOperation};
 pub use io::{ConnectionId, Input, Output};
 pub use master::{Master, Task};

@@ -26,6 +26,11 @@ use std::time::Duration;
 /// agent (after a master restart) are kept while waiting for it to subscribe.
 const UNKNOWN_FRAMEWORK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+/// Gone agents remembered (so that they are told to kill their tasks if they
+/// come back); the oldest are forgotten first. Mesos'
+/// `--registry_max_agent_count` default.
+const MAX_GONE_AGENTS: usize = 100_000;
+
 /// A task the master knows of.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Task {
@@ -68,8 +73,15 @@ pub(crate) struct Agent {
     pub(crate) conn: Option<ConnectionId>,
     pub(crate) status: AgentStatus,
     pub(crate) registered_at: Timestamp,
-    /// When it is marked unreachable unless heard from.
+    /// When it is marked unreachable unless heard from; once unreachable,
+    /// when it is gone.
     deadline: Timestamp,
+    /// Past its deadline and waiting for the removal rate limit.
+    removal_queued: bool,
+    /// Tasks it runs that no framework is told of any more (declared GONE,
+    /// or LOST to a framework that is not partition-aware): the agent was
+    /// told to kill them; their resources stay allocated until they end.
+    orphans: BTreeMap<(FrameworkId, TaskId), (String, Resources)>,
     next_ping: Timestamp,
     pub(crate) offers: BTreeSet<OfferId>,
     pub(crate) tasks: BTreeSet<(FrameworkId, TaskId)>,
@@ -98,6 +110,16 @@ pub struct Master {
     pub(crate) completed_tasks: VecDeque<TaskRecord>,
     /// Sandbox reads waiting for their agent's answer, by request.
     pending_reads: BTreeMap<u64, AgentId>,
+    /// Agents past their deadline waiting for the removal rate limit, in
+    /// the order they missed it (entries of agents heard from since are
+    /// skipped).
+    removal_queue: VecDeque<AgentId>,
+    /// When the rate limit next allows an agent to be marked unreachable.
+    next_removal: Timestamp,
+    /// Agents unreachable for longer than `agent_unreachable_timeout`, with
+    /// the tasks declared GONE, oldest first.
+    gone_agents: BTreeMap<AgentId, BTreeMap<(FrameworkId, TaskId), String>>,
+    gone_order: VecDeque<AgentId>,
     outputs: VecDeque<Output>,
     next_seq: u64,
     allocation_pending: bool,
@@ -129,6 +151,10 @@ impl Master {
             offer_expiry: BTreeSet::new(),
             completed_tasks: VecDeque::new(),
             pending_reads: BTreeMap::new(),
+            removal_queue: VecDeque::new(),
+            next_removal: Timestamp::ZERO,
+            gone_agents: BTreeMap::new(),
+            gone_order: VecDeque::new(),
             outputs: VecDeque::new(),
             next_seq: 0,
             allocation_pending: false,
@@ -191,13 +217,18 @@ impl Master {
             let heartbeat = f.conn.map(|_| f.next_heartbeat);
             [heartbeat, f.failover_deadline]
         });
-        let agents = self.agents.values().flat_map(|a| match a.status {
-            AgentStatus::Active => [Some(a.next_ping), Some(a.deadline)],
-            AgentStatus::Disconnected => [None, Some(a.deadline)],
-            AgentStatus::Unreachable => [None, None],
+        let agents = self.agents.values().flat_map(|a| {
+            // A queued agent waits for the rate limit, not its deadline.
+            let deadline = (!a.removal_queued).then_some(a.deadline);
+            match a.status {
+                AgentStatus::Active => [Some(a.next_ping), deadline],
+                AgentStatus::Disconnected => [None, deadline],
+                AgentStatus::Unreachable => [None, Some(a.deadline)],
+            }
         });
         let offers = self.offer_expiry.first().map(|(at, _)| *at);
-        [allocation, filters, offers]
+        let removal = (!self.removal_queue.is_empty()).then_some(self.next_removal);
+        [allocation, filters, offers, removal]
             .into_iter()
             .chain(frameworks)
             .chain(agents)
@@ -480,6 +511,24 @@ impl Master {
                 task.last_status = Some(status);
             }
             self.complete(task);
+        }
+        // Its orphans (tasks being killed that it no longer hears of) go too.
+        for (agent_id, agent) in &mut self.agents {
+            let mine: Vec<(FrameworkId, TaskId)> = agent
+                .orphans
+                .keys()
+                .filter(|(f, _)| f == framework_id)
+                .cloned()
+                .collect();
+            for key in mine {
+                if let Some((role, resources)) = agent.orphans.remove(&key) {
+                    self.allocator
+                        .recover(now, framework_id, agent_id, &role, &resources, None);
+                    if let Some(conn) = agent.conn {
+                        agents_to_tell.insert(conn);
+                    }
+                }
+            }
         }
         for conn in agents_to_tell {
             self.push(Output::ToAgent {
@@ -1027,6 +1076,10 @@ impl Master {
         uuid: StatusUuid,
     ) -> Result<(), MasterError> {
         let Some(agent) = self.agents.get(&agent_id) else {
+            if self.gone_agents.contains_key(&agent_id) {
+                // Nobody is left to tell; the update was the master's own.
+                return Ok(());
+            }
             return Err(MasterError::UnknownAgent(agent_id));
         };
         if let Some(conn) = agent.conn {
@@ -1078,6 +1131,9 @@ impl Master {
                                 (TaskState::Unreachable, "Task is unknown and its agent is unreachable")
                             }
                             Some(_) => (TaskState::Gone, "Task is unknown to the master and its agent"),
+                            None if agent_id.as_ref().is_some_and(|a| self.gone_agents.contains_key(a)) => {
+                                (TaskState::Gone, "Task is unknown and its agent is gone")
+                            }
                             None => (TaskState::Unknown, "Task is unknown to the master"),
                         };
                         Self::master_status(
@@ -1162,8 +1218,12 @@ impl Master {
 
     fn touch_agent(&mut self, now: Timestamp, agent_id: &AgentId) {
         let timeout = self.config.agent_timeout();
-        if let Some(agent) = self.agents.get_mut(agent_id) {
+        if let Some(agent) = self.agents.get_mut(agent_id)
+            && agent.status != AgentStatus::Unreachable
+        {
             agent.deadline = now + timeout;
+            // Heard from: a removal waiting for the rate limit is cancelled.
+            agent.removal_queued = false;
         }
     }
 
@@ -1212,9 +1272,20 @@ impl Master {
             }
         }
 
+        // Tasks no framework expects any more: declared GONE while the agent
+        // was away too long, or still orphaned from an earlier registration.
+        let mut orphaned: BTreeMap<(FrameworkId, TaskId), String> =
+            self.gone_agents.remove(&agent_id).unwrap_or_default();
+        if let Some(previous) = &previous {
+            orphaned.extend(previous.orphans.iter().map(|(k, (role, _))| (k.clone(), role.clone())));
+        }
+        let was_unreachable = previous.as_ref().is_some_and(|p| p.status == AgentStatus::Unreachable);
+
         let mut used = Vec::new();
         let mut shutdown = BTreeSet::new();
         let mut recovered_frameworks = BTreeSet::new();
+        let mut orphans = BTreeMap::new();
+        let mut back = Vec::new();
         for running in reported {
             let RunningTask {
                 framework_id,
@@ -1223,6 +1294,38 @@ impl Master {
             } = running;
             if self.removed_frameworks.contains(&framework_id) {
                 shutdown.insert(framework_id);
+                continue;
+            }
+            let key = (framework_id.clone(), task.task_id.clone());
+            let mut orphan_role = orphaned.get(&key).cloned();
+            // A framework that is not partition-aware was told LOST, which
+            // it takes as final (it may have launched a replacement): the
+            // task must not come back to it, so it is killed (Mesos 1.1's
+            // rule for such frameworks).
+            if orphan_role.is_none()
+                && was_unreachable
+                && let Some(framework) = self.frameworks.get_mut(&framework_id)
+                && !framework.partition_aware()
+                && framework
+                    .tasks
+                    .get(&task.task_id)
+                    .is_some_and(|t| t.state == TaskState::Unreachable)
+                && let Some(mut lost) = framework.tasks.remove(&task.task_id)
+            {
+                orphan_role = Some(lost.role.clone());
+                lost.state = TaskState::Lost;
+                self.complete(lost);
+            }
+            if let Some(role) = orphan_role {
+                if !state.is_terminal() {
+                    used.push(Used {
+                        framework_id: framework_id.clone(),
+                        agent_id: agent_id.clone(),
+                        role: role.clone(),
+                        resources: task.resources.clone(),
+                    });
+                    orphans.insert(key, (role, task.resources.clone()));
+                }
                 continue;
             }
             let framework = self.frameworks.entry(framework_id.clone()).or_insert_with(|| {
@@ -1257,6 +1360,11 @@ impl Master {
                 usage: None,
                 resources_recovered: false,
             });
+            if entry.state == TaskState::Unreachable && !state.is_terminal() {
+                // Told UNREACHABLE, it comes back (its final state, if it
+                // ended meanwhile, is on its way from the agent).
+                back.push((framework_id.clone(), task.task_id.clone(), state));
+            }
             entry.state = state;
             entry.resources_recovered = state.is_terminal();
             if !state.is_terminal() {
@@ -1297,6 +1405,7 @@ impl Master {
         for framework_id in &shutdown {
             tasks.retain(|(f, _)| f != framework_id);
         }
+        tasks.retain(|key| !orphaned.contains_key(key) && !orphans.contains_key(key));
         self.agents.insert(
             agent_id.clone(),
             Agent {
@@ -1305,6 +1414,8 @@ impl Master {
                 status: AgentStatus::Active,
                 registered_at: previous.as_ref().map_or(now, |p| p.registered_at),
                 deadline: now + self.config.agent_timeout(),
+                removal_queued: false,
+                orphans: orphans.clone(),
                 next_ping: now + self.config.agent_ping_interval,
                 offers: BTreeSet::new(),
                 tasks,
@@ -1315,7 +1426,7 @@ impl Master {
         self.push(Output::ToAgent {
             conn,
             message: MasterMessage::Registered {
-                agent_id,
+                agent_id: agent_id.clone(),
                 ping_interval: self.config.agent_ping_interval,
             },
         });
@@ -1324,6 +1435,32 @@ impl Master {
                 conn,
                 message: MasterMessage::ShutdownFramework { framework_id },
             });
+        }
+        for (framework_id, task_id) in orphans.into_keys() {
+            self.stats.orphan_tasks_killed += 1;
+            self.push(Output::ToAgent {
+                conn,
+                message: MasterMessage::KillTask { framework_id, task_id },
+            });
+        }
+        for (framework_id, task_id, state) in back {
+            let mut status = Self::master_status(
+                now,
+                task_id,
+                state,
+                TaskReason::AgentReregistered,
+                Some(agent_id.clone()),
+                format!("Agent {agent_id} re-registered"),
+            );
+            if let Some(task) = self
+                .frameworks
+                .get_mut(&framework_id)
+                .and_then(|f| f.tasks.get_mut(&status.task_id))
+            {
+                status.timestamp = now;
+                task.last_status = Some(status.clone());
+            }
+            self.send_update(&framework_id, status);
         }
         self.request_allocation();
     }
@@ -1357,6 +1494,15 @@ impl Master {
             return;
         };
         let Some(task) = framework.tasks.get_mut(&status.task_id) else {
+            // An orphan that ended gives its resources back; nobody else hears of it.
+            if status.state.is_terminal()
+                && let Some(agent) = self.agents.get_mut(agent_id)
+                && let Some((role, resources)) = agent.orphans.remove(&(framework_id.clone(), status.task_id.clone()))
+            {
+                self.allocator
+                    .recover(now, &framework_id, agent_id, &role, &resources, None);
+                self.request_allocation();
+            }
             ack_now(self, &status);
             return;
         };
@@ -1456,6 +1602,100 @@ impl Master {
         self.send_update(framework_id, status);
     }
 
+    /// Agents past their deadline are marked unreachable, as the removal
+    /// rate limit allows (the others wait in the queue, in the order they
+    /// missed their deadline); unreachable agents past theirs are gone.
+    fn remove_silent_agents(&mut self, now: Timestamp) {
+        let mut silent: Vec<(Timestamp, AgentId)> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.status != AgentStatus::Unreachable && !a.removal_queued && a.deadline <= now)
+            .map(|(id, a)| (a.deadline, id.clone()))
+            .collect();
+        silent.sort();
+        match self.config.agent_removal_rate_limit {
+            None => {
+                for (_, agent_id) in silent {
+                    self.mark_unreachable(now, &agent_id);
+                }
+            }
+            Some(limit) => {
+                for (_, agent_id) in silent {
+                    if let Some(agent) = self.agents.get_mut(&agent_id) {
+                        agent.removal_queued = true;
+                        self.stats.agent_removals_queued += 1;
+                        self.removal_queue.push_back(agent_id);
+                    }
+                }
+                while self.next_removal <= now
+                    && let Some(agent_id) = self.removal_queue.pop_front()
+                {
+                    // Skipped without using a permit if heard from meanwhile.
+                    if self.agents.get(&agent_id).is_some_and(|a| a.removal_queued) {
+                        self.mark_unreachable(now, &agent_id);
+                        self.next_removal = now + limit.spacing();
+                    }
+                }
+            }
+        }
+        let gone: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.status == AgentStatus::Unreachable && a.deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for agent_id in gone {
+            self.mark_gone(now, &agent_id);
+        }
+    }
+
+    /// The agent has been unreachable for `agent_unreachable_timeout`: the
+    /// master gives up on it. Its tasks are GONE to partition-aware
+    /// frameworks (the others were already told LOST, which they take as
+    /// final) and forgotten; the agent is remembered only so that, if it
+    /// comes back, it is told to kill them.
+    fn mark_gone(&mut self, now: Timestamp, agent_id: &AgentId) {
+        let Some(agent) = self.agents.remove(agent_id) else {
+            return;
+        };
+        let mut gone: BTreeMap<(FrameworkId, TaskId), String> =
+            agent.orphans.into_iter().map(|(k, (role, _))| (k, role)).collect();
+        for (framework_id, task_id) in agent.tasks {
+            let Some(framework) = self.frameworks.get_mut(&framework_id) else {
+                continue;
+            };
+            let partition_aware = framework.partition_aware();
+            let Some(mut task) = framework.tasks.remove(&task_id) else {
+                continue;
+            };
+            if !task.state.is_terminal() {
+                gone.insert((framework_id.clone(), task_id.clone()), task.role.clone());
+                let status = Self::master_status(
+                    now,
+                    task_id,
+                    TaskState::Gone,
+                    TaskReason::AgentRemoved,
+                    Some(agent_id.clone()),
+                    format!("Agent {agent_id} is gone: unreachable for longer than the agent unreachable timeout"),
+                );
+                task.state = TaskState::Gone;
+                task.last_status = Some(status.clone());
+                if partition_aware {
+                    self.send_update(&framework_id, status);
+                }
+            }
+            self.complete(task);
+        }
+        self.stats.agents_gone += 1;
+        self.gone_agents.insert(agent_id.clone(), gone);
+        self.gone_order.push_back(agent_id.clone());
+        while self.gone_agents.len() > MAX_GONE_AGENTS
+            && let Some(oldest) = self.gone_order.pop_front()
+        {
+            self.gone_agents.remove(&oldest);
+        }
+    }
+
     /// The agent has been silent or away too long: its offers go, its tasks
     /// become UNREACHABLE (LOST for frameworks that are not partition-aware),
     /// and frameworks hear of the failure. It may still re-register.
@@ -1464,6 +1704,8 @@ impl Master {
             return;
         };
         agent.status = AgentStatus::Unreachable;
+        agent.removal_queued = false;
+        agent.deadline = now + self.config.agent_unreachable_timeout;
         let conn = agent.conn.take();
         let offers: Vec<OfferId> = agent.offers.iter().cloned().collect();
         let tasks: Vec<(FrameworkId, TaskId)> = agent.tasks.iter().cloned().collect();
@@ -1723,15 +1965,7 @@ impl Master {
             self.remove_framework(now, &framework_id);
         }
 
-        let silent: Vec<AgentId> = self
-            .agents
-            .iter()
-            .filter(|(_, a)| a.status != AgentStatus::Unreachable && a.deadline <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for agent_id in silent {
-            self.mark_unreachable(now, &agent_id);
-        }
+        self.remove_silent_agents(now);
 
         let ping_interval = self.config.agent_ping_interval;
         let mut pings = Vec::new();
@@ -1820,6 +2054,10 @@ impl Master {
                     expected += &task.info.resources;
                     range_lengths += task.info.resources.ranges().map(|(_, r)| r.len()).sum::<u64>();
                 }
+            }
+            for (_, resources) in agent.orphans.values() {
+                expected += resources;
+                range_lengths += resources.ranges().map(|(_, r)| r.len()).sum::<u64>();
             }
             if range_lengths != expected.ranges().map(|(_, r)| r.len()).sum::<u64>() {
                 return Err(format!(
@@ -1934,3 +2172,6 @@ mod tests;
 
 #[cfg(test)]
 mod proptests;
+
+#[cfg(test)]
+mod partition_tests;

@@ -68,6 +68,15 @@ pub struct Stats {
     pub agent_registrations: u64,
     /// Agents marked unreachable.
     pub agents_unreachable: u64,
+    /// Agents past their deadline that had to wait for the removal rate limit.
+    pub agent_removals_queued: u64,
+    /// Agents unreachable for longer than the unreachable timeout: their
+    /// tasks are GONE.
+    pub agents_gone: u64,
+    /// Tasks a returning agent was told to kill because no framework
+    /// expects them any more (GONE, or LOST to a framework that is not
+    /// partition-aware).
+    pub orphan_tasks_killed: u64,
     /// Frameworks removed (torn down or failed over too late).
     pub frameworks_removed: u64,
 }

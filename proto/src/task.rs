@@ -159,6 +159,8 @@ wire_enum!(
         ExecutorTerminated = ReasonExecutorTerminated, "REASON_EXECUTOR_TERMINATED";
         /// The task asked for resources the agent does not know.
         ResourcesUnknown = ReasonResourcesUnknown, "REASON_RESOURCES_UNKNOWN";
+        /// Its agent was unreachable and re-registered with the task running.
+        AgentReregistered = ReasonAgentReregistered, "REASON_AGENT_REREGISTERED";
     }
 );
 

@@ -2,7 +2,7 @@
 
 use crate::signal::shutdown_signal;
 use agora_master::server::{self, ServerConfig};
-use agora_master::{MasterConfig, Policy};
+use agora_master::{MasterConfig, Policy, RateLimit};
 use anyhow::Context;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -39,6 +39,14 @@ pub(crate) struct MasterArgs {
     /// Rescind an offer outstanding longer than this (default: offers never expire).
     #[arg(long, value_parser = humantime::parse_duration)]
     offer_timeout: Option<Duration>,
+    /// After this long unreachable an agent is gone: its tasks are reported
+    /// TASK_GONE and, if it comes back, it is told to kill them.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    agent_unreachable_timeout: Duration,
+    /// At most this many agents are marked unreachable per period, as Mesos'
+    /// `--agent_removal_rate_limit` (e.g. `1/1mins`; default: no limit).
+    #[arg(long)]
+    agent_removal_rate_limit: Option<RateLimit>,
     /// Where the registry file keeps operators' role weights and quotas
     /// across restarts (default: nothing is kept; a restart forgets them).
     #[arg(long)]
@@ -81,6 +89,8 @@ pub(crate) async fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     config.master.agent_ping_interval = args.agent_ping_interval;
     config.master.drf.policy = args.allocator_policy;
     config.master.offer_timeout = args.offer_timeout;
+    config.master.agent_unreachable_timeout = args.agent_unreachable_timeout;
+    config.master.agent_removal_rate_limit = args.agent_removal_rate_limit;
     config.work_dir = args.work_dir;
     if let Some(seed) = args.seed {
         config.seed = seed;

@@ -31,7 +31,7 @@ pub use backoff::Backoff;
 pub use error::DriverError;
 
 use crate::scheduler::Scheduler;
-use crate::session::{AckMode, DEFAULT_MISSED_HEARTBEATS, Session};
+use crate::session::{AckMode, DEFAULT_MISSED_HEARTBEATS, Reconciliation, Session};
 use agora_proto::pb::scheduler_client::SchedulerClient;
 use agora_proto::{Call, Event, FrameworkCall, FrameworkInfo, Timestamp, WireCall, pb};
 use rand::rngs::StdRng;
@@ -69,6 +69,8 @@ pub struct DriverConfig {
     /// Seed of the jitter added to backoff delays; `None` seeds from the time
     /// and process id so that many frameworks do not retry in lockstep.
     pub jitter_seed: Option<u64>,
+    /// Periodic reconciliation (see [`Reconciliation`]); `None` turns it off.
+    pub reconciliation: Option<Reconciliation>,
 }
 
 impl DriverConfig {
@@ -86,6 +88,7 @@ impl DriverConfig {
             call_timeout: Duration::from_secs(10),
             max_reconnect_attempts: None,
             jitter_seed: None,
+            reconciliation: Some(Reconciliation::DEFAULT),
         }
     }
 }
@@ -162,6 +165,7 @@ impl<S: Scheduler> Driver<S> {
             .collect::<Result<Vec<_>, _>>()?;
         let session = Session::new(scheduler, config.framework.clone())
             .with_ack_mode(config.ack_mode)
+            .with_periodic_reconciliation(config.reconciliation)
             .with_missed_heartbeats(config.missed_heartbeats);
         let (stop_tx, stop) = watch::channel(Stop::Run);
         let rng = StdRng::seed_from_u64(config.jitter_seed.unwrap_or_else(entropy));
@@ -268,11 +272,42 @@ impl<S: Scheduler> Driver<S> {
         let mut subscribed = false;
         loop {
             let silence = if self.session.is_subscribed() {
-                self.session.heartbeat_timeout()
+                // From the last event, not from now: the session's timers
+                // wake this loop without an event.
+                self.session
+                    .heartbeat_deadline()
+                    .map(|deadline| deadline.saturating_duration_since(now()))
             } else {
                 Some(self.config.subscribe_timeout)
             };
-            let next = match until_stopped(&mut self.stop, within(silence, stream.message())).await {
+            let timer = self
+                .session
+                .poll_timeout()
+                .map(|at| at.saturating_duration_since(now()));
+            let read = within(silence, stream.message());
+            let woke = until_stopped(&mut self.stop, async {
+                match timer {
+                    Some(wait) => tokio::select! {
+                        next = read => Some(next),
+                        () = tokio::time::sleep(wait) => None,
+                    },
+                    None => Some(read.await),
+                }
+            })
+            .await;
+            let woke = match woke {
+                // A session timer (periodic reconciliation) is due.
+                Ok(None) => {
+                    let calls = self.session.handle_timeout(now());
+                    if let Err(why) = send_all(&mut client, calls, self.config.call_timeout).await {
+                        return Served::Lost { subscribed, why };
+                    }
+                    continue;
+                }
+                Ok(Some(next)) => Ok(next),
+                Err(stop) => Err(stop),
+            };
+            let next = match woke {
                 Err(Stop::Teardown) if self.session.is_subscribed() => {
                     let teardown = self.session.framework_id().map(|id| FrameworkCall {
                         framework_id: id.clone(),

@@ -239,7 +239,7 @@ pub(crate) fn task(id: &str, agent_id: &AgentId, spec: &str) -> TaskInfo {
     }
 }
 
-fn launch(offer: &Offer, tasks: Vec<TaskInfo>) -> Call {
+pub(crate) fn launch(offer: &Offer, tasks: Vec<TaskInfo>) -> Call {
     Call::Accept {
         offer_ids: vec![offer.id.clone()],
         operations: vec![Operation::Launch(tasks)],
