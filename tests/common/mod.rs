@@ -313,12 +313,26 @@ pub fn start_local(name: &str, extra: &[&str]) -> Local {
         .strip_prefix("agora local listening on ")
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("cannot find an address in {line:?}"));
-    Local {
+    let local = Local {
         child: Some(child),
         addr,
         work_dir,
         cgroups_root,
+    };
+    // The master listens before its agent has registered: wait for the agent,
+    // so that tests see the cluster they asked for (a loaded machine can take
+    // a moment).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let output = local.agora(&["agents", "--json"]);
+        let agents: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        if !agents.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the local agent did not register in 10 s");
+        std::thread::sleep(Duration::from_millis(50));
     }
+    local
 }
 
 impl Local {
