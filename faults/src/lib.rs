@@ -948,6 +948,21 @@ impl World {
                 return Err(format!("agent {i} runs {used}, beyond its total {}", a.info.resources));
             }
         }
+        // A task its framework was told is over for good does not run (LOST,
+        // UNREACHABLE and UNKNOWN may come back).
+        for f in &self.frameworks {
+            let Some(fid) = f.session.framework_id() else { continue };
+            for (task_id, (_, told)) in &f.session.scheduler().tasks {
+                let Some(state) = *told else { continue };
+                let final_ = state.is_terminal() && state != TaskState::Lost;
+                let id = ContainerId::new(fid.clone(), task_id.clone());
+                if final_ && let Some(i) = live.get(&id) {
+                    return Err(format!(
+                        "task {id} runs on agent {i} after its framework was told {state}"
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 

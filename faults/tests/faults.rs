@@ -92,3 +92,17 @@ fn catches_an_agent_that_drops_unacknowledged_updates_on_restart() {
     assert!(printed.contains("AGORA_FAULT_BUG=drop-unacked-on-restart"), "{printed}");
     assert!(printed.contains("cargo test -p agora-faults"), "{printed}");
 }
+
+/// Known bug (master core, see ARCHITECTURE.md "Fault injection"): a lost
+/// REGISTERED makes the agent register again under a new id and leaves a
+/// ghost agent whose tasks never reach a terminal state. These seeds fail
+/// until it is fixed; un-ignore then.
+#[test]
+#[ignore = "known bug: ghost agent after a lost REGISTERED"]
+fn ghost_agent_seeds() {
+    for seed in [1_000_869, 1_003_527] {
+        if let Err(failure) = run(&FaultConfig::new(seed)) {
+            panic!("{failure}");
+        }
+    }
+}
