@@ -260,6 +260,10 @@ impl Sched {
 
 // ----- the world ------------------------------------------------------------
 
+/// A run that handles more events than this is stuck (a timer that never
+/// clears, say): about 100 times a normal run.
+const MAX_EVENTS: u64 = 500_000;
+
 #[derive(Debug)]
 enum Msg {
     ToMaster {
@@ -428,6 +432,9 @@ impl World {
             self.now = self.now.max(next);
             self.step()?;
             self.report.events += 1;
+            if self.report.events > MAX_EVENTS {
+                return Err(format!("no progress: over {MAX_EVENTS} events"));
+            }
             self.check()?;
         }
         self.now = self.end;
