@@ -93,12 +93,12 @@ fn catches_an_agent_that_drops_unacknowledged_updates_on_restart() {
     assert!(printed.contains("cargo test -p agora-faults"), "{printed}");
 }
 
-/// Known bug (master core, see ARCHITECTURE.md "Fault injection"): a lost
-/// REGISTERED makes the agent register again under a new id and leaves a
-/// ghost agent whose tasks never reach a terminal state. These seeds fail
-/// until it is fixed; un-ignore then.
+/// Seeds that once left a *ghost* agent (ARCHITECTURE.md "Fault
+/// injection"): a lost REGISTERED makes the agent register again under a new
+/// id; the first id is unreachable, and its tasks reach a terminal state
+/// (TASK_GONE) only because unreachable agents are now gone after
+/// `agent_unreachable_timeout`. A regression test for that bound.
 #[test]
-#[ignore = "known bug: ghost agent after a lost REGISTERED"]
 fn ghost_agent_seeds() {
     for seed in [1_000_869, 1_003_527] {
         if let Err(failure) = run(&FaultConfig::new(seed)) {
