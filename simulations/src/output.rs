@@ -5,6 +5,8 @@
 
 use crate::error::OutputError;
 use crate::metrics::Report;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -199,6 +201,40 @@ pub fn plot_utilization(report: &Report, path: &Path) -> Result<(), OutputError>
     )
 }
 
+/// The mesh, the series and the legend of [`line_plot`], for either x axis.
+fn draw_lines<'a, X>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, RangedCoordf64>>,
+    path: &Path,
+    x_label: &str,
+    y_label: &str,
+    lines: &[Series],
+) -> Result<(), OutputError>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    for line in lines {
+        let c = line.color;
+        chart
+            .draw_series(LineSeries::new(line.points.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| plot_error(path, e))?
+            .label(line.name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    Ok(())
+}
+
 /// A line plot of several named series; `log_x` for sweeps over decades.
 pub fn line_plot(
     path: &Path,
@@ -231,53 +267,15 @@ pub fn line_plot(
         .x_label_area_size(45)
         .y_label_area_size(60);
     if log_x {
-        let mut chart = builder
+        let chart = builder
             .build_cartesian_2d((x0.max(1e-9)..x1).log_scale(), 0.0..y1)
             .map_err(|e| plot_error(path, e))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .draw()
-            .map_err(|e| plot_error(path, e))?;
-        for line in lines {
-            let c = line.color;
-            chart
-                .draw_series(LineSeries::new(line.points.iter().copied(), c.stroke_width(2)))
-                .map_err(|e| plot_error(path, e))?
-                .label(line.name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| plot_error(path, e))?;
+        draw_lines(chart, path, x_label, y_label, lines)?;
     } else {
-        let mut chart = builder
+        let chart = builder
             .build_cartesian_2d(x0..x1, 0.0..y1)
             .map_err(|e| plot_error(path, e))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .draw()
-            .map_err(|e| plot_error(path, e))?;
-        for line in lines {
-            let c = line.color;
-            chart
-                .draw_series(LineSeries::new(line.points.iter().copied(), c.stroke_width(2)))
-                .map_err(|e| plot_error(path, e))?
-                .label(line.name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| plot_error(path, e))?;
+        draw_lines(chart, path, x_label, y_label, lines)?;
     }
     root.present().map_err(|e| plot_error(path, e))?;
     Ok(())
