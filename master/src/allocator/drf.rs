@@ -230,7 +230,9 @@ struct RoleEntry {
     /// Weighted share of its subtree, under which it is filed in its parent's
     /// `children` (or in `role_order` at the top).
     share: Share,
-    /// Weighted share of `allocated`, the key of its own entry in `children`.
+    /// Weighted share of `allocated`, the key of its own entry in `children`
+    /// (kept up to date only once it has a sub-role: alone, the entry's
+    /// order does not matter).
     own_share: Share,
     /// Its own frameworks' entry and its sub-roles, best first (see [`Node`]).
     children: BTreeSet<Node>,
@@ -479,9 +481,15 @@ impl DrfAllocator {
         let entry = (Share(0.0), name.clone(), idx, false);
         match parent {
             Some(p) => {
+                let stale = self.shares_stale;
                 let parent = &mut self.roles[p.0 as usize];
                 if parent.subtree.is_none() {
                     parent.subtree = Some(parent.allocated.clone());
+                    // Its own entry was not kept in order while it was alone.
+                    if !stale {
+                        let own = Share(Self::dominant_share(&self.total_by_name, &parent.allocated) / parent.weight);
+                        Self::refile_own(parent, p, own);
+                    }
                 }
                 parent.children.insert(entry);
             }
@@ -538,16 +546,21 @@ impl DrfAllocator {
         }
         let role = &mut self.roles[r.0 as usize];
         let own = Share(Self::dominant_share(&self.total_by_name, &role.allocated) / role.weight);
-        if own != role.own_share {
-            role.children.remove(&(role.own_share, role.name.clone(), r, true));
-            role.children.insert((own, role.name.clone(), r, true));
-            role.own_share = own;
+        // A role without sub-roles is walked straight to its frameworks (see
+        // `RoleWalk`): its own entry, alone in `children`, needs no re-filing
+        // (`role_idx` re-files it when a first sub-role arrives).
+        if role.subtree.is_some() {
+            Self::refile_own(role, r, own);
         }
         // A subtree's holdings changed all the way up.
         let mut node = Some(r);
         while let Some(n) = node {
             let role = &self.roles[n.0 as usize];
-            let share = Share(Self::dominant_share(&self.total_by_name, held(role)) / role.weight);
+            let share = if role.subtree.is_none() && n == r {
+                own
+            } else {
+                Share(Self::dominant_share(&self.total_by_name, held(role)) / role.weight)
+            };
             let saturated = role
                 .limit
                 .as_ref()
@@ -570,6 +583,15 @@ impl DrfAllocator {
                 role.saturated = saturated;
             }
             node = parent;
+        }
+    }
+
+    /// Files role `r`'s own entry in its `children` under `own`.
+    fn refile_own(role: &mut RoleEntry, r: RoleIdx, own: Share) {
+        if own != role.own_share {
+            role.children.remove(&(role.own_share, role.name.clone(), r, true));
+            role.children.insert((own, role.name.clone(), r, true));
+            role.own_share = own;
         }
     }
 
