@@ -131,15 +131,17 @@ pub async fn bind(config: ServerConfig) -> Result<MasterServer, ServerError> {
         id: config.master.master_id.clone(),
         addr: local_addr,
     };
-    let registry: Option<Box<dyn registry::Registry>> = match &config.work_dir {
-        Some(dir) => Some(Box::new(
-            registry::FileRegistry::open(dir).map_err(|e| ServerError::Registry(e.to_string()))?,
-        )),
-        None => None,
-    };
-    let stored = match &registry {
-        Some(registry) => registry.load().map_err(|e| ServerError::Registry(e.to_string()))?,
-        None => registry::RegistryState::default(),
+    use registry::Registry as _;
+    let (registry, stored) = match &config.work_dir {
+        Some(dir) => {
+            let mut file = registry::FileRegistry::open(dir).map_err(|e| ServerError::Registry(e.to_string()))?;
+            let entries = file.load().map_err(|e| ServerError::Registry(e.to_string()))?;
+            let where_ = file.path().display().to_string();
+            let stored = registry::RegistryState::from_entries(entries, &where_)
+                .map_err(|e| ServerError::Registry(e.to_string()))?;
+            (Some(Box::new(file) as Box<dyn registry::Registry>), stored)
+        }
+        None => (None, registry::RegistryState::default()),
     };
     let (core, mut core_loop) = core_loop::new(Master::new(config.master, config.seed), metrics, registry);
     core_loop

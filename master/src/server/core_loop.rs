@@ -529,22 +529,25 @@ impl CoreLoop {
     /// returns the verdict on `input` itself.
     /// What the registry should hold now.
     fn registry_state(&self) -> RegistryState {
-        registry::state_of(
-            &self.master.config().drf.weights,
-            self.master
-                .roles()
-                .into_iter()
-                .map(|role| (role.role, role.quota, role.guarantee)),
-        )
+        RegistryState {
+            roles: registry::roles_of(
+                &self.master.config().drf.weights,
+                self.master
+                    .roles()
+                    .into_iter()
+                    .map(|role| (role.role, role.quota, role.guarantee)),
+            ),
+        }
     }
 
     /// Restores what a registry holds, before anything is served.
     pub(crate) fn restore(&mut self, state: RegistryState) -> Result<(), MasterError> {
-        if !state.weights.is_empty() {
-            self.feed(Input::UpdateWeights(state.weights.into_iter().collect()))?;
+        let roles = state.roles;
+        if !roles.weights.is_empty() {
+            self.feed(Input::UpdateWeights(roles.weights.into_iter().collect()))?;
         }
-        if !state.quotas.is_empty() {
-            let quotas = state.quotas.into_iter().map(|(role, q)| (role, q.into())).collect();
+        if !roles.quotas.is_empty() {
+            let quotas = roles.quotas.into_iter().map(|(role, q)| (role, q.into())).collect();
             self.feed(Input::UpdateQuota(quotas))?;
         }
         Ok(())
@@ -564,7 +567,7 @@ impl CoreLoop {
             Input::UpdateWeights(weights) => Input::UpdateWeights(
                 weights
                     .iter()
-                    .map(|(role, _)| (role.clone(), before.weights.get(role).copied().unwrap_or(1.0)))
+                    .map(|(role, _)| (role.clone(), before.roles.weights.get(role).copied().unwrap_or(1.0)))
                     .collect(),
             ),
             Input::UpdateQuota(quotas) => Input::UpdateQuota(
@@ -573,7 +576,7 @@ impl CoreLoop {
                     .map(|(role, _)| {
                         (
                             role.clone(),
-                            before.quotas.get(role).cloned().unwrap_or_default().into(),
+                            before.roles.quotas.get(role).cloned().unwrap_or_default().into(),
                         )
                     })
                     .collect(),
@@ -582,13 +585,12 @@ impl CoreLoop {
         };
         self.feed(input)?;
         let after = self.registry_state();
-        if after == before {
-            return Ok(());
-        }
-        let stored = match self.registry.as_mut() {
-            Some(registry) => registry.store(&after),
-            None => Ok(()),
-        };
+        let stored = before
+            .changes_to(&after)
+            .and_then(|changes| match self.registry.as_mut() {
+                Some(registry) if !changes.is_empty() => registry.apply(&changes),
+                _ => Ok(()),
+            });
         if let Err(error) = stored {
             tracing::error!(%error, "cannot store the registry; the operator's change is undone");
             // The values being restored were accepted before.
