@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 const VERSION: u32 = 2;
 
 /// The registry's file inside the master's work directory.
-pub(super) const FILE_NAME: &str = "registry.json";
+pub const FILE_NAME: &str = "registry.json";
 
 /// The file's contents.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -11,7 +11,7 @@
 
 mod file;
 
-pub use file::FileRegistry;
+pub use file::{FILE_NAME, FileRegistry};
 
 use agora_proto::{QuotaLimit, RoleQuota};
 use serde::{Deserialize, Serialize};
