@@ -23,6 +23,7 @@ mod agent_protocol;
 mod error;
 mod framework;
 mod ids;
+pub mod leader;
 mod offer;
 pub mod resources;
 mod sandbox;
