@@ -49,11 +49,12 @@ impl SandboxReader {
             };
             let chunk = self
                 .operator
-                .client
-                .read_file(request)
+                .call(|mut client| {
+                    let request = request.clone();
+                    async move { client.read_file(request).await }
+                })
                 .await
-                .map_err(|status| describe(&status))?
-                .into_inner();
+                .map_err(|status| describe(&status))?;
             if chunk.data.is_empty() {
                 out.flush()
                     .map_err(|e| format!("cannot write the task's {}: {e}", self.file))?;

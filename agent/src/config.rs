@@ -3,6 +3,7 @@
 
 use crate::core::CoreConfig;
 use crate::status_updates::RetryPolicy;
+use agora_proto::masters::MasterAddr;
 use agora_proto::{AgentInfo, Attributes, Resources};
 use std::fmt;
 use std::path::PathBuf;
@@ -264,25 +265,22 @@ impl AgentConfig {
     }
 }
 
-/// `host:port` or `http://host:port` as a URI.
+/// `host:port`, `host` (port 5050) or `http://host:port` as a URI, in the
+/// form the SDK and the CLI use too, so that a leader named by a refusal is
+/// recognised in the list.
 fn master_uri(address: &str) -> Result<String, ConfigError> {
     let invalid = |reason: &str| ConfigError::InvalidMasterAddress {
         address: address.to_owned(),
         reason: reason.to_owned(),
     };
-    let rest = match address.split_once("://") {
-        None => address,
-        Some(("http", rest)) => rest,
-        Some(_) => return Err(invalid("only http:// is supported")),
-    };
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.is_empty() {
-        return Err(invalid("no host"));
+    if let Some((scheme, _)) = address.split_once("://")
+        && scheme != "http"
+    {
+        return Err(invalid("only http:// is supported"));
     }
-    if authority.contains(['/', '?', '#', '@']) || authority.chars().any(char::is_whitespace) {
-        return Err(invalid("expected host:port"));
-    }
-    Ok(format!("http://{authority}"))
+    MasterAddr::parse(address)
+        .map(|master| master.uri())
+        .ok_or_else(|| invalid("expected host:port"))
 }
 
 /// The machine's hostname: `/proc/sys/kernel/hostname`, else `$HOSTNAME`,
@@ -324,6 +322,8 @@ mod tests {
         ));
         config.masters = vec!["m:1/path".to_owned()];
         assert!(config.master_uris().is_err());
+        config.masters = vec!["m".to_owned()];
+        assert_eq!(config.master_uris(), Ok(vec!["http://m:5050".to_owned()]));
     }
 
     #[test]

@@ -10,9 +10,15 @@
 //!            └───────────────────────────────────────────┘
 //! ```
 //!
-//! Each attempt goes to the next master in the list. The core's timers run
-//! in every state, so tasks end and updates queue while the agent is
-//! disconnected. A malformed master message is logged and dropped.
+//! Each attempt goes to the next master in the list. A master that is not
+//! the leader refuses (as the answer to `Attach`, or by ending an open
+//! stream) naming the leader: the agent attaches there at once, added to the
+//! list if needed, at most [`MAX_REDIRECTS`](agora_proto::masters::MAX_REDIRECTS) times in a row before backing
+//! off, so masters pointing at each other cannot make it spin. A refusal
+//! naming no leader (an election in progress) is a failure: back off, try
+//! the next. The core's timers run in every state, so tasks end and updates
+//! queue while the agent is disconnected. A malformed master message is
+//! logged and dropped.
 //!
 //! The link also builds the configured containerizer and feeds the exits
 //! that the real ones push into the core; answers sandbox reads and sends
@@ -31,6 +37,8 @@ use crate::containerizer::{
     StartedReceiver, read_sandbox_file,
 };
 use crate::core::{AgentCore, Input, Output};
+use agora_proto::leader::leader_hint;
+use agora_proto::masters::{MasterList, Redirect};
 use agora_proto::pb::agent_link_client::AgentLinkClient;
 use agora_proto::{AgentId, AgentMessage, MasterMessage, Timestamp, pb};
 use rand::rngs::StdRng;
@@ -83,18 +91,16 @@ pub enum AgentError {
 /// removed (reporting their ends if a stream is open), closes its stream and
 /// returns.
 pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
-    let endpoints = config
-        .master_uris()?
-        .into_iter()
-        .map(|uri| {
-            Endpoint::from_shared(uri.clone())
-                .map(|e| e.connect_timeout(config.connect_timeout))
-                .map_err(|e| ConfigError::InvalidMasterAddress {
-                    address: uri,
-                    reason: e.to_string(),
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let uris = config.master_uris()?;
+    // Checked here so that a bad listed address fails at start, not at
+    // every attempt; a leader learned later is checked when tried.
+    for uri in &uris {
+        Endpoint::from_shared(uri.clone()).map_err(|e| ConfigError::InvalidMasterAddress {
+            address: uri.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let masters = MasterList::new(uris).ok_or(ConfigError::NoMasters)?;
     let boot_id = checkpoint::boot_id();
     let checkpoint_file = config.checkpoint.then(|| checkpoint::path(&config.work_dir));
     let plan = match &checkpoint_file {
@@ -123,8 +129,8 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
         clock,
         jitter: StdRng::seed_from_u64(seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15),
         config,
-        endpoints,
-        next_master: 0,
+        masters,
+        master: None,
         failures: 0,
         exits,
         started,
@@ -318,8 +324,10 @@ struct Driver {
     clock: Clock,
     jitter: StdRng,
     config: AgentConfig,
-    endpoints: Vec<Endpoint>,
-    next_master: usize,
+    /// The masters as URIs, with the leaders learned from refusals.
+    masters: MasterList,
+    /// The master of the current attempt or stream.
+    master: Option<String>,
     /// Consecutive failed attempts since the last registration.
     failures: u32,
     /// Exits pushed by a real containerizer.
@@ -366,9 +374,15 @@ impl Driver {
                     };
                 }
                 Event::Attached(Err(error)) => {
-                    warn!(%error, "cannot reach the master");
+                    let hint = match &error {
+                        AttachError::Attach(status) => leader_hint(status),
+                        AttachError::Connect(_) => None,
+                    };
+                    if hint.is_none() {
+                        warn!(%error, master = ?self.master, "cannot reach the master");
+                    }
                     self.core.handle(now, Input::Disconnected);
-                    conn = self.backoff();
+                    conn = self.after_failure(hint);
                 }
                 Event::Inbound(Ok(Some(wire))) => match MasterMessage::try_from(wire) {
                     Ok(message) => self.core.handle(now, Input::Master(message)),
@@ -380,9 +394,14 @@ impl Driver {
                     conn = self.backoff();
                 }
                 Event::Inbound(Err(status)) => {
-                    warn!(%status, "the stream to the master failed");
+                    // A leader deposed while serving ends the stream this
+                    // way, naming its successor.
+                    let hint = leader_hint(&status);
+                    if hint.is_none() {
+                        warn!(%status, "the stream to the master failed");
+                    }
                     self.core.handle(now, Input::Disconnected);
-                    conn = self.backoff();
+                    conn = self.after_failure(hint);
                 }
             }
             if let Some(next) = self.flush(&conn) {
@@ -478,11 +497,13 @@ impl Driver {
     /// Opens a stream to the next master: queues `Register` (the core's
     /// answer to `Connected`) and starts connecting.
     fn attach(&mut self, now: Timestamp) -> Conn {
-        let endpoint = self.endpoints[self.next_master % self.endpoints.len()].clone();
-        self.next_master = (self.next_master + 1) % self.endpoints.len();
-        debug!(master = %endpoint.uri(), "connecting");
+        let uri = self.masters.next_to_try().to_owned();
+        debug!(master = %uri, "connecting");
+        self.master = Some(uri.clone());
+        let connect_timeout = self.config.connect_timeout;
         let (tx, rx) = unbounded_channel();
         let attaching: Attaching = Box::pin(async move {
+            let endpoint = Endpoint::from_shared(uri)?.connect_timeout(connect_timeout);
             let channel = endpoint.connect().await?;
             let response = AgentLinkClient::new(channel)
                 .attach(UnboundedReceiverStream::new(rx))
@@ -498,8 +519,37 @@ impl Driver {
     fn backoff(&mut self) -> Conn {
         let delay = self.config.reconnect.delay(self.failures, unit(&mut self.jitter));
         self.failures = self.failures.saturating_add(1);
+        self.masters.backing_off();
         debug!(?delay, "reconnecting later");
         Conn::Idle(Instant::now() + delay)
+    }
+
+    /// The next attempt after a failed one: at once to the leader a
+    /// refusal named (up to `MAX_REDIRECTS` in a row), otherwise after
+    /// the backoff delay.
+    fn after_failure(&mut self, leader: Option<String>) -> Conn {
+        let Some(hint) = leader else {
+            return self.backoff();
+        };
+        match self.masters.redirect(&hint) {
+            Redirect::Now { uri, new_leader } => {
+                if new_leader {
+                    info!(master = %uri, "following the leading master");
+                }
+                Conn::Idle(Instant::now())
+            }
+            Redirect::AfterBackoff { uri, new_leader } => {
+                if new_leader {
+                    info!(master = %uri, "following the leading master");
+                }
+                warn!(master = %uri, "the masters keep redirecting to each other; backing off");
+                self.backoff()
+            }
+            Redirect::Invalid => {
+                warn!(%hint, "ignoring a leader hint that is not an address");
+                self.backoff()
+            }
+        }
     }
 
     /// Carries out the core's outputs; returns the new connection state when
@@ -529,7 +579,11 @@ impl Driver {
                     self.failures = 0;
                     self.next_usage = Instant::now();
                     self.span.record("agent_id", agent_id.as_str());
-                    info!(%agent_id, ?ping_interval, tasks = self.core.task_count(), "registered");
+                    let master = self.master.as_deref().unwrap_or_default();
+                    if self.masters.served(master) {
+                        info!(%master, "following the leading master");
+                    }
+                    info!(%agent_id, %master, ?ping_interval, tasks = self.core.task_count(), "registered");
                 }
                 Output::Reconnect(reason) => {
                     warn!(%reason, "reconnecting");

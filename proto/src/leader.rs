@@ -35,6 +35,19 @@ pub fn leader_hint(status: &tonic::Status) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
 
+/// How every refusal of [`not_leader`] begins, with or without a leader.
+#[cfg(feature = "grpc")]
+const NOT_LEADER_PREFIX: &str = "this master is not the leader";
+
+/// Whether `status` is a refusal of [`not_leader`], with or without a
+/// leader named: clients tell "no leader is elected yet" (wait and retry)
+/// apart from a master that is down or failing.
+#[cfg(feature = "grpc")]
+pub fn is_not_leader(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable
+        && (leader_hint(status).is_some() || status.message().starts_with(NOT_LEADER_PREFIX))
+}
+
 #[cfg(all(test, feature = "grpc"))]
 mod tests {
     use super::*;
@@ -51,5 +64,12 @@ mod tests {
             other.metadata_mut().insert(LEADER_METADATA, value);
         }
         assert_eq!(leader_hint(&other), None);
+    }
+
+    #[test]
+    fn both_refusals_say_not_the_leader() {
+        assert!(is_not_leader(&not_leader(Some("10.0.0.2:5050"))));
+        assert!(is_not_leader(&not_leader(None)));
+        assert!(!is_not_leader(&tonic::Status::unavailable("connection reset")));
     }
 }

@@ -24,6 +24,7 @@ mod error;
 mod framework;
 mod ids;
 pub mod leader;
+pub mod masters;
 mod offer;
 pub mod resources;
 mod sandbox;

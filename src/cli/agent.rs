@@ -1,7 +1,6 @@
 //! `agora agent`, and the agent flags `agora local` shares: resources
 //! (detected unless given), the containerizer and its cgroups settings.
 
-use crate::cli::MasterAddrs;
 use crate::signal::shutdown_signal;
 use agora_agent::detect::{detect_resources, with_overrides};
 use agora_agent::{AgentConfig, ContainerizerKind};
@@ -12,8 +11,10 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct AgentArgs {
-    #[command(flatten)]
-    master: MasterAddrs,
+    /// Master address(es), `host:port`, comma-separated, tried in turn; a master that is not the
+    /// leader names it, and the agent registers there.
+    #[arg(long = "master", env = "AGORA_MASTER", default_value = agora_agent::DEFAULT_MASTER, value_delimiter = ',')]
+    masters: Vec<String>,
     /// Where the agent keeps its sandboxes (task stdout/stderr) and its checkpoint; created if missing.
     /// An agent restarted with the same work dir re-registers as the same agent and takes its
     /// still-running tasks back.
@@ -103,7 +104,7 @@ pub(crate) fn create_work_dir(dir: &Path) -> anyhow::Result<()> {
 
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     create_work_dir(&args.work_dir)?;
-    let mut config = AgentConfig::new(args.master.masters, Resources::new());
+    let mut config = AgentConfig::new(args.masters, Resources::new());
     config.work_dir = args.work_dir.clone();
     args.containers.apply(&mut config, &args.work_dir)?;
     config.attributes = args.attributes;

@@ -10,6 +10,7 @@
 //! all N tasks (`cpus:0.5;mem:32` each) fit in one offer and run at once.
 #![allow(clippy::disallowed_methods)] // a benchmark driver: it reads the clock
 
+use crate::cli::MasterAddrs;
 use crate::cli::agent::ContainerArgs;
 use crate::cli::local::temp_work_dir;
 use crate::client::Operator;
@@ -233,7 +234,11 @@ async fn run_batch(master: SocketAddr, n: usize) -> anyhow::Result<Timing> {
 
 /// Waits until the agent registered, so the clock starts with an offer.
 async fn wait_for_agent(master: SocketAddr) -> anyhow::Result<()> {
-    let mut operator = Operator::connect(&[master.to_string()]).await?;
+    let mut operator = Operator::connect(&MasterAddrs {
+        masters: vec![master.to_string()],
+        leader_wait: Duration::from_secs(5),
+    })
+    .await?;
     for _ in 0..500 {
         if operator.state().await?.agents.iter().any(|a| a.active) {
             return Ok(());

@@ -18,7 +18,7 @@ pub(crate) struct KillArgs {
 }
 
 pub(crate) async fn run(args: KillArgs) -> anyhow::Result<ExitCode> {
-    let mut operator = Operator::connect(&args.master.masters).await?;
+    let mut operator = Operator::connect(&args.master).await?;
     let request = pb::KillTaskRequest {
         task_id: Some(pb::TaskId {
             value: args.task.clone(),
@@ -26,8 +26,10 @@ pub(crate) async fn run(args: KillArgs) -> anyhow::Result<ExitCode> {
         framework_id: args.framework.map(|value| pb::FrameworkId { value }),
     };
     operator
-        .client
-        .kill_task(request)
+        .call(|mut client| {
+            let request = request.clone();
+            async move { client.kill_task(request).await }
+        })
         .await
         .map_err(|status| anyhow!("cannot kill task {}: {}", args.task, describe(&status)))?;
     eprintln!("killing task {}", args.task);

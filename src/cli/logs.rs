@@ -27,7 +27,7 @@ pub(crate) struct LogsArgs {
 }
 
 pub(crate) async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let mut operator = Operator::connect(&args.master.masters).await?;
+    let mut operator = Operator::connect(&args.master).await?;
     let file = if args.stderr {
         SandboxFile::Stderr
     } else {

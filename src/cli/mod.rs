@@ -14,10 +14,15 @@ pub(crate) mod reserve;
 pub(crate) mod run;
 pub(crate) mod sim;
 
-/// `--master`, shared by every command that talks to a master.
+/// `--master` and `--leader-wait`, shared by the commands that call the
+/// operator API.
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct MasterAddrs {
-    /// Master address(es), `host:port`, comma-separated; the first that answers is used.
+    /// Master address(es), `host:port`, comma-separated: the leader among them is used (a master
+    /// that is not the leader names it, and the command follows).
     #[arg(long = "master", env = "AGORA_MASTER", default_value = agora_agent::DEFAULT_MASTER, value_delimiter = ',')]
     pub(crate) masters: Vec<String>,
+    /// How long to wait for a leader when the masters answer that none is elected yet.
+    #[arg(long, env = "AGORA_LEADER_WAIT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub(crate) leader_wait: std::time::Duration,
 }

@@ -170,7 +170,7 @@ fn bytes(b: u64) -> String {
 }
 
 pub(crate) async fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
-    let state = Operator::connect(&args.master.masters).await?.state().await?;
+    let state = Operator::connect(&args.master).await?.state().await?;
     let mut records: Vec<&pb::TaskRecord> = state.tasks.iter().collect();
     if args.all {
         records.extend(&state.completed_tasks);
@@ -206,7 +206,7 @@ pub(crate) async fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) async fn agents(args: AgentsArgs) -> anyhow::Result<ExitCode> {
-    let state = Operator::connect(&args.master.masters).await?.state().await?;
+    let state = Operator::connect(&args.master).await?.state().await?;
     let views: Vec<AgentView> = state.agents.iter().map(agent_view).collect();
     if args.json {
         return print_json(&views);
@@ -226,7 +226,7 @@ pub(crate) async fn agents(args: AgentsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) async fn frameworks(args: FrameworksArgs) -> anyhow::Result<ExitCode> {
-    let state = Operator::connect(&args.master.masters).await?.state().await?;
+    let state = Operator::connect(&args.master).await?.state().await?;
     let views: Vec<FrameworkView> = state
         .frameworks
         .iter()

@@ -37,12 +37,15 @@ impl ReservationArgs {
 /// `agora reserve`.
 pub(crate) async fn reserve(args: ReservationArgs) -> anyhow::Result<ExitCode> {
     let (agent_id, resources) = args.parse()?;
-    let mut operator = Operator::connect(&args.master.masters).await?;
+    let mut operator = Operator::connect(&args.master).await?;
+    let request = pb::ReserveResourcesRequest {
+        agent_id: Some(agent_id),
+        resources,
+    };
     operator
-        .client
-        .reserve_resources(pb::ReserveResourcesRequest {
-            agent_id: Some(agent_id),
-            resources,
+        .call(|mut client| {
+            let request = request.clone();
+            async move { client.reserve_resources(request).await }
         })
         .await
         .map_err(|status| anyhow!("{}", describe(&status)))?;
@@ -53,12 +56,15 @@ pub(crate) async fn reserve(args: ReservationArgs) -> anyhow::Result<ExitCode> {
 /// `agora unreserve`.
 pub(crate) async fn unreserve(args: ReservationArgs) -> anyhow::Result<ExitCode> {
     let (agent_id, resources) = args.parse()?;
-    let mut operator = Operator::connect(&args.master.masters).await?;
+    let mut operator = Operator::connect(&args.master).await?;
+    let request = pb::UnreserveResourcesRequest {
+        agent_id: Some(agent_id),
+        resources,
+    };
     operator
-        .client
-        .unreserve_resources(pb::UnreserveResourcesRequest {
-            agent_id: Some(agent_id),
-            resources,
+        .call(|mut client| {
+            let request = request.clone();
+            async move { client.unreserve_resources(request).await }
         })
         .await
         .map_err(|status| anyhow!("{}", describe(&status)))?;

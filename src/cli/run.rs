@@ -114,7 +114,7 @@ fn final_line(status: &TaskStatus, mem: Scalar) -> String {
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Fails fast, and clearly, when no master answers.
-    let operator = Operator::connect(&args.master.masters).await?;
+    let operator = Operator::connect(&args.master).await?;
     let command = command_info(&args.command)?;
     let task_id = TaskId::new(format!("{}-{:x}", args.name, start_micros()))
         .map_err(|e| anyhow!("--name {:?} makes an invalid task id: {e}", args.name))?;
@@ -137,7 +137,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(role) = args.role {
         framework.roles = vec![role];
     }
-    let mut config = DriverConfig::new([operator.address.clone()], framework);
+    // Every master, the leader found first: the driver follows a new
+    // leader itself.
+    let mut config = DriverConfig::new(operator.masters(), framework);
     // A command a person waits on gives up rather than retry forever.
     config.max_reconnect_attempts = Some(3);
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
@@ -258,7 +260,14 @@ async fn kill(operator: &Operator, task_id: &TaskId, framework_id: Option<&Frame
         task_id: Some(task_id.clone().into()),
         framework_id: framework_id.cloned().map(Into::into),
     };
-    if let Err(status) = operator.client.clone().kill_task(request).await {
+    let killed = operator
+        .clone()
+        .call(|mut client| {
+            let request = request.clone();
+            async move { client.kill_task(request).await }
+        })
+        .await;
+    if let Err(status) = killed {
         eprintln!("cannot kill task {task_id}: {}", describe(&status));
     }
 }

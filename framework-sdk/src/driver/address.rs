@@ -3,8 +3,7 @@
 
 use super::DriverError;
 
-/// The port a master listens on when an address names none.
-pub const DEFAULT_MASTER_PORT: u16 = 5050;
+pub use agora_proto::masters::DEFAULT_MASTER_PORT;
 
 /// Turns `127.0.0.1:5050`, `http://master:5050` or `master` (default port)
 /// into `http://host:port`. TLS is not supported yet.

@@ -15,6 +15,13 @@
 //!   exponential backoff and jitter. Calls not yet sent are dropped, as in the
 //!   Mesos scheduler library: offers die with the connection and
 //!   unacknowledged updates are resent by agents.
+//! - **Following the leader**: a master that is not the leader refuses with
+//!   the leader's address ([`agora_proto::leader`]); the driver goes there
+//!   at once (adding it to its list if needed), at most
+//!   [`MAX_REDIRECTS`](agora_proto::masters::MAX_REDIRECTS) times in a row
+//!   before backing off, so masters pointing at each other cannot make it
+//!   spin. A refusal that names no leader (an election in progress) is a
+//!   failure like any other: back off, try the next master.
 //! - **Stopping**: [`Driver::run`] returns once the scheduler asks to exit
 //!   (after sending what it queued), when a [`DriverHandle`] asks for a
 //!   shutdown, or with a [`DriverError`] on a fatal ERROR event or a
@@ -32,6 +39,8 @@ pub use error::DriverError;
 
 use crate::scheduler::Scheduler;
 use crate::session::{AckMode, DEFAULT_MISSED_HEARTBEATS, Reconciliation, Session};
+use agora_proto::leader::leader_hint;
+use agora_proto::masters::{MasterList, Redirect};
 use agora_proto::pb::scheduler_client::SchedulerClient;
 use agora_proto::{Call, Event, FrameworkCall, FrameworkInfo, Timestamp, WireCall, pb};
 use rand::rngs::StdRng;
@@ -142,7 +151,8 @@ impl DriverHandle {
 #[derive(Debug)]
 pub struct Driver<S> {
     config: DriverConfig,
-    uris: Vec<String>,
+    /// The masters as URIs, with the leaders learned from refusals.
+    masters: MasterList,
     session: Session<S>,
     stop_tx: Arc<watch::Sender<Stop>>,
     stop: watch::Receiver<Stop>,
@@ -155,14 +165,12 @@ pub struct Driver<S> {
 impl<S: Scheduler> Driver<S> {
     /// A driver for `scheduler`; checks the master addresses.
     pub fn new(config: DriverConfig, scheduler: S) -> Result<Self, DriverError> {
-        if config.masters.is_empty() {
-            return Err(DriverError::NoMasters);
-        }
         let uris = config
             .masters
             .iter()
             .map(|m| master_uri(m))
             .collect::<Result<Vec<_>, _>>()?;
+        let masters = MasterList::new(uris).ok_or(DriverError::NoMasters)?;
         let session = Session::new(scheduler, config.framework.clone())
             .with_ack_mode(config.ack_mode)
             .with_periodic_reconciliation(config.reconciliation)
@@ -171,7 +179,7 @@ impl<S: Scheduler> Driver<S> {
         let rng = StdRng::seed_from_u64(config.jitter_seed.unwrap_or_else(entropy));
         Ok(Self {
             config,
-            uris,
+            masters,
             session,
             stop_tx: Arc::new(stop_tx),
             stop,
@@ -220,33 +228,55 @@ impl<S: Scheduler> Driver<S> {
 
     async fn run_loop(&mut self) -> Result<ExitReason, DriverError> {
         let mut failures: u32 = 0;
-        let mut next = 0usize;
         loop {
-            let uri = self.uris[next % self.uris.len()].clone();
-            next = next.wrapping_add(1);
+            let uri = self.masters.next_to_try().to_owned();
             let subscribing = connect(&uri, &self.config, self.session.framework_info());
             let Ok(connected) = until_stopped(&mut self.stop, subscribing).await else {
                 return Ok(ExitReason::Shutdown);
             };
-            let last = match connected {
+            let lost = match connected {
                 Ok((client, stream)) => match self.serve(&uri, client, stream).await {
                     Served::Done(result) => return result,
-                    Served::Lost { subscribed, why } => {
+                    Served::Lost { subscribed, lost } => {
                         if self.session.disconnected() {
-                            info!(master = %uri, "disconnected: {why}");
+                            info!(master = %uri, "disconnected: {}", lost.why);
                         }
                         if subscribed {
                             failures = 0;
                         }
-                        why
+                        lost
                     }
                 },
                 Err(Failure::Fatal(error)) => return Err(error),
-                Err(Failure::Retry(why)) => {
-                    warn!(master = %uri, "cannot subscribe: {why}");
-                    why
+                Err(Failure::Retry(lost)) => {
+                    if lost.leader.is_none() {
+                        warn!(master = %uri, "cannot subscribe: {}", lost.why);
+                    }
+                    lost
                 }
             };
+            let last = lost.why;
+            if let Some(hint) = lost.leader {
+                match self.masters.redirect(&hint) {
+                    // Not a failure: the master answered, and said where to go.
+                    Redirect::Now {
+                        uri: leader,
+                        new_leader,
+                    } => {
+                        log_leader(&leader, new_leader);
+                        continue;
+                    }
+                    Redirect::AfterBackoff {
+                        uri: leader,
+                        new_leader,
+                    } => {
+                        log_leader(&leader, new_leader);
+                        warn!(master = %leader, "the masters keep redirecting to each other; backing off");
+                    }
+                    Redirect::Invalid => warn!(master = %uri, %hint, "ignoring a leader hint that is not an address"),
+                }
+            }
+            self.masters.backing_off();
             failures = failures.saturating_add(1);
             if self.config.max_reconnect_attempts.is_some_and(|max| failures > max) {
                 return Err(DriverError::Unreachable {
@@ -299,8 +329,8 @@ impl<S: Scheduler> Driver<S> {
                 // A session timer (periodic reconciliation) is due.
                 Ok(None) => {
                     let calls = self.session.handle_timeout(now());
-                    if let Err(why) = send_all(&mut client, calls, self.config.call_timeout).await {
-                        return Served::Lost { subscribed, why };
+                    if let Err(lost) = send_all(&mut client, calls, self.config.call_timeout).await {
+                        return Served::Lost { subscribed, lost };
                     }
                     continue;
                 }
@@ -313,10 +343,10 @@ impl<S: Scheduler> Driver<S> {
                         framework_id: id.clone(),
                         call: Call::Teardown,
                     });
-                    if let Err(why) =
+                    if let Err(lost) =
                         send_all(&mut client, teardown.into_iter().collect(), self.config.call_timeout).await
                     {
-                        warn!("TEARDOWN not delivered: {why}");
+                        warn!("TEARDOWN not delivered: {}", lost.why);
                         return Served::Done(Ok(ExitReason::Shutdown));
                     }
                     return Served::Done(Ok(ExitReason::TornDown));
@@ -328,19 +358,21 @@ impl<S: Scheduler> Driver<S> {
                 None => {
                     return Served::Lost {
                         subscribed,
-                        why: format!("no event for {:?}", silence.unwrap_or_default()),
+                        lost: Lost::new(format!("no event for {:?}", silence.unwrap_or_default())),
                     };
                 }
+                // A leader deposed while serving ends the stream this way,
+                // naming its successor.
                 Some(Err(status)) => {
                     return Served::Lost {
                         subscribed,
-                        why: format!("event stream failed ({:?}): {}", status.code(), status.message()),
+                        lost: Lost::status("event stream failed", &status),
                     };
                 }
                 Some(Ok(None)) => {
                     return Served::Lost {
                         subscribed,
-                        why: "the master closed the event stream".to_owned(),
+                        lost: Lost::new("the master closed the event stream"),
                     };
                 }
                 Some(Ok(Some(wire))) => wire,
@@ -359,6 +391,9 @@ impl<S: Scheduler> Driver<S> {
             let calls = self.session.handle(now(), event);
             if is_subscribed {
                 subscribed = true;
+                if self.masters.served(uri) {
+                    log_leader(uri, true);
+                }
                 if let Some(info) = self.session.subscription() {
                     if self.traced_id.as_ref() != Some(&info.framework_id) {
                         tracing::Span::current().record("framework_id", field::display(&info.framework_id));
@@ -372,13 +407,13 @@ impl<S: Scheduler> Driver<S> {
                 return Served::Done(Err(DriverError::Fatal(message.to_owned())));
             }
             if self.session.exit_requested() {
-                if let Err(why) = sent {
-                    warn!("exiting with calls unsent: {why}");
+                if let Err(lost) = sent {
+                    warn!("exiting with calls unsent: {}", lost.why);
                 }
                 return Served::Done(Ok(ExitReason::Exited));
             }
-            if let Err(why) = sent {
-                return Served::Lost { subscribed, why };
+            if let Err(lost) = sent {
+                return Served::Lost { subscribed, lost };
             }
         }
     }
@@ -391,14 +426,39 @@ enum Served {
     Done(Result<ExitReason, DriverError>),
     /// The link is lost; reconnect. `subscribed` tells whether it got as far
     /// as SUBSCRIBED (which resets the backoff).
-    Lost { subscribed: bool, why: String },
+    Lost { subscribed: bool, lost: Lost },
+}
+
+/// Why a link was lost or could not be made, and the leader the master
+/// named if it refused as a master that is not the leader.
+#[derive(Debug)]
+struct Lost {
+    why: String,
+    leader: Option<String>,
+}
+
+impl Lost {
+    fn new(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            leader: None,
+        }
+    }
+
+    /// `what` failed with `status`, which may name the leader.
+    fn status(what: &str, status: &tonic::Status) -> Self {
+        Self {
+            why: format!("{what} ({:?}): {}", status.code(), status.message()),
+            leader: leader_hint(status),
+        }
+    }
 }
 
 /// Why a subscription attempt failed.
 #[derive(Debug)]
 enum Failure {
     /// Worth retrying (perhaps with another master).
-    Retry(String),
+    Retry(Lost),
     /// Retrying cannot help.
     Fatal(DriverError),
 }
@@ -410,13 +470,13 @@ async fn connect(
     framework: &FrameworkInfo,
 ) -> Result<(SchedulerClient<Channel>, tonic::Streaming<pb::Event>), Failure> {
     let endpoint = Endpoint::from_shared(uri.to_owned())
-        .map_err(|e| Failure::Retry(format!("invalid endpoint: {e}")))?
+        .map_err(|e| Failure::Retry(Lost::new(format!("invalid endpoint: {e}"))))?
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true);
     let channel = tokio::time::timeout(config.connect_timeout, endpoint.connect())
         .await
-        .map_err(|_| Failure::Retry("connecting timed out".to_owned()))?
-        .map_err(|e| Failure::Retry(format!("cannot connect: {}", with_sources(&e))))?;
+        .map_err(|_| Failure::Retry(Lost::new("connecting timed out")))?
+        .map_err(|e| Failure::Retry(Lost::new(format!("cannot connect: {}", with_sources(&e)))))?;
     // Offers from a large cluster can exceed tonic's 4 MiB default.
     let mut client = SchedulerClient::new(channel).max_decoding_message_size(64 << 20);
     let request = pb::SubscribeRequest {
@@ -424,14 +484,12 @@ async fn connect(
     };
     let response = tokio::time::timeout(config.connect_timeout, client.subscribe(request))
         .await
-        .map_err(|_| Failure::Retry("SUBSCRIBE timed out".to_owned()))?;
+        .map_err(|_| Failure::Retry(Lost::new("SUBSCRIBE timed out")))?;
     match response {
         Ok(response) => Ok((client, response.into_inner())),
-        Err(status) if is_transient(status.code()) => Err(Failure::Retry(format!(
-            "SUBSCRIBE failed ({:?}): {}",
-            status.code(),
-            status.message()
-        ))),
+        // A master that is not the leader refuses with UNAVAILABLE, naming
+        // the leader when it knows it.
+        Err(status) if is_transient(status.code()) => Err(Failure::Retry(Lost::status("SUBSCRIBE failed", &status))),
         Err(status) => Err(Failure::Fatal(DriverError::SubscribeRejected {
             master: uri.to_owned(),
             code: status.code(),
@@ -441,13 +499,14 @@ async fn connect(
 }
 
 /// Sends `calls` in order. Stops at the first failure that means the
-/// subscription is gone (transport failure, unknown framework) and
-/// reports it; calls the master merely rejects are logged and skipped.
+/// subscription is gone (transport failure, unknown framework, a master no
+/// longer the leader) and reports it; calls the master merely rejects are
+/// logged and skipped.
 async fn send_all(
     client: &mut SchedulerClient<Channel>,
     calls: Vec<FrameworkCall>,
     call_timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), Lost> {
     let total = calls.len();
     for (i, call) in calls.into_iter().enumerate() {
         let name = call.call.name();
@@ -457,12 +516,10 @@ async fn send_all(
         match result {
             Ok(()) => debug!(call = name, "sent"),
             Err(status) if is_transient(status.code()) || is_unsubscribed(status.code()) => {
-                return Err(format!(
-                    "{name} failed ({:?}): {}; {} queued call(s) dropped",
-                    status.code(),
-                    status.message(),
-                    total - i - 1
-                ));
+                let mut lost = Lost::status(&format!("{name} failed"), &status);
+                lost.why
+                    .push_str(&format!("; {} queued call(s) dropped", total - i - 1));
+                return Err(lost);
             }
             Err(status) => {
                 warn!(call = name, code = ?status.code(), "the master rejected a call: {}", status.message());
@@ -470,6 +527,13 @@ async fn send_all(
         }
     }
     Ok(())
+}
+
+/// Says which master leads, when that is news.
+fn log_leader(uri: &str, new_leader: bool) {
+    if new_leader {
+        info!(master = %uri, "following the leading master");
+    }
 }
 
 /// Codes that say the master or the path to it failed, not the request.
