@@ -27,6 +27,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// doubled each round. An election takes a few seconds.
 const FIRST_PAUSE: Duration = Duration::from_millis(200);
 
+/// Why [`Operator::call`] got no answer.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The leader answered with an error.
+    Refused(tonic::Status),
+    /// No master served: none leads, or none could be reached. Says why
+    /// for each master asked.
+    NoLeader(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(status) => f.write_str(&describe(status)),
+            Self::NoLeader(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
 /// A connection to the operator API of the masters, following the leader.
 #[derive(Clone, Debug)]
 pub(crate) struct Operator {
@@ -88,7 +109,7 @@ impl Operator {
     /// call's answer. Refused calls were not carried out, so asking again
     /// elsewhere is safe.
     #[allow(clippy::disallowed_methods)] // an I/O client: `--leader-wait` reads the clock
-    pub(crate) async fn call<T, F, Fut>(&mut self, mut rpc: F) -> Result<T, tonic::Status>
+    pub(crate) async fn call<T, F, Fut>(&mut self, mut rpc: F) -> Result<T, CallError>
     where
         F: FnMut(OperatorClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -116,7 +137,7 @@ impl Operator {
                         self.client = connected;
                         return Ok(response.into_inner());
                     }
-                    Err(status) if !is_not_leader(&status) => return Err(status),
+                    Err(status) if !is_not_leader(&status) => return Err(CallError::Refused(status)),
                     Err(status) => match leader_hint(&status).map(|hint| self.masters.redirect(&hint)) {
                         Some(Redirect::Now {
                             uri: leader,
@@ -166,7 +187,7 @@ impl Operator {
                 } else {
                     "no master answered as the leader"
                 };
-                return Err(tonic::Status::unavailable(format!("{what}: {}", failures.join("; "))));
+                return Err(CallError::NoLeader(format!("{what}: {}", failures.join("; "))));
             }
             tokio::time::sleep(pause).await;
             pause = pause.saturating_mul(2);
@@ -181,12 +202,11 @@ impl Operator {
     pub(crate) async fn state(&mut self) -> anyhow::Result<pb::ClusterState> {
         self.call(|mut client| async move { client.get_state(pb::GetStateRequest {}).await })
             .await
-            .map_err(|status| {
-                anyhow!(
-                    "the master at {} cannot give its state: {}",
-                    shown(&self.address),
-                    describe(&status)
-                )
+            .map_err(|error| match error {
+                CallError::Refused(_) => {
+                    anyhow!("the master at {} cannot give its state: {error}", shown(&self.address))
+                }
+                CallError::NoLeader(_) => anyhow!("cannot get the cluster's state: {error}"),
             })
     }
 }
@@ -229,7 +249,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A gRPC status as one line: the master's message, or the code if it gave none.
-pub(crate) fn describe(status: &tonic::Status) -> String {
+fn describe(status: &tonic::Status) -> String {
     if status.message().is_empty() {
         format!("{:?}", status.code())
     } else if status.code() == tonic::Code::Unavailable && status.message().contains("transport") {

@@ -1,7 +1,7 @@
 //! Reading a task's stdout or stderr through the master (operator
 //! `ReadFile`), from an offset on, as `agora run` and `agora logs` do.
 
-use crate::client::{Operator, describe};
+use crate::client::Operator;
 use agora_proto::{SandboxFile, pb};
 use std::io::Write;
 use std::time::Duration;
@@ -54,7 +54,7 @@ impl SandboxReader {
                     async move { client.read_file(request).await }
                 })
                 .await
-                .map_err(|status| describe(&status))?;
+                .map_err(|error| error.to_string())?;
             if chunk.data.is_empty() {
                 out.flush()
                     .map_err(|e| format!("cannot write the task's {}: {e}", self.file))?;

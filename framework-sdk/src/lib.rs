@@ -16,7 +16,7 @@
 //!   [`Service`](frameworks::Service) schedulers;
 //! - with the default `driver` feature, [`driver`]: the tokio/tonic driver
 //!   that connects a scheduler to a master, with heartbeat watchdog and
-//!   reconnection.
+//!   reconnection; given several masters, it follows the one that leads.
 //!
 //! It does not own the protocol vocabulary ([`agora_proto`]: ids,
 //! [`Resources`](agora_proto::Resources), offers, task states), the master's

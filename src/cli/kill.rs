@@ -1,7 +1,7 @@
 //! `agora kill TASK`: asks the master to kill a task (operator `KillTask`).
 
 use crate::cli::MasterAddrs;
-use crate::client::{Operator, describe};
+use crate::client::Operator;
 use agora_proto::pb;
 use anyhow::anyhow;
 use std::process::ExitCode;
@@ -31,7 +31,7 @@ pub(crate) async fn run(args: KillArgs) -> anyhow::Result<ExitCode> {
             async move { client.kill_task(request).await }
         })
         .await
-        .map_err(|status| anyhow!("cannot kill task {}: {}", args.task, describe(&status)))?;
+        .map_err(|error| anyhow!("cannot kill task {}: {error}", args.task))?;
     eprintln!("killing task {}", args.task);
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@
 //! and UNRESERVE_RESOURCES.
 
 use crate::cli::MasterAddrs;
-use crate::client::{Operator, describe};
+use crate::client::Operator;
 use agora_proto::{Resources, pb};
 use anyhow::{Context, anyhow};
 use std::process::ExitCode;
@@ -48,7 +48,7 @@ pub(crate) async fn reserve(args: ReservationArgs) -> anyhow::Result<ExitCode> {
             async move { client.reserve_resources(request).await }
         })
         .await
-        .map_err(|status| anyhow!("{}", describe(&status)))?;
+        .map_err(|error| anyhow!("{error}"))?;
     eprintln!("reserved {} on agent {}", args.resources, args.agent);
     Ok(ExitCode::SUCCESS)
 }
@@ -67,7 +67,7 @@ pub(crate) async fn unreserve(args: ReservationArgs) -> anyhow::Result<ExitCode>
             async move { client.unreserve_resources(request).await }
         })
         .await
-        .map_err(|status| anyhow!("{}", describe(&status)))?;
+        .map_err(|error| anyhow!("{error}"))?;
     eprintln!("unreserved {} on agent {}", args.resources, args.agent);
     Ok(ExitCode::SUCCESS)
 }

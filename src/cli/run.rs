@@ -8,7 +8,7 @@ mod one_task;
 
 use crate::cli::MasterAddrs;
 use crate::cli::master::start_micros;
-use crate::client::{Operator, describe};
+use crate::client::Operator;
 use crate::sandbox::{FOLLOW_INTERVAL, SandboxReader};
 use agora_proto::{
     AgentId, CommandInfo, FrameworkId, FrameworkInfo, Resources, SandboxFile, Scalar, TaskId, TaskInfo, TaskReason,
@@ -267,8 +267,8 @@ async fn kill(operator: &Operator, task_id: &TaskId, framework_id: Option<&Frame
             async move { client.kill_task(request).await }
         })
         .await;
-    if let Err(status) = killed {
-        eprintln!("cannot kill task {task_id}: {}", describe(&status));
+    if let Err(error) = killed {
+        eprintln!("cannot kill task {task_id}: {error}");
     }
 }
 

@@ -57,6 +57,8 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
     /// Master addresses (`host:port` or `http://host:port`), tried in turn.
+    /// A master that is not the leader names the one that is: the driver
+    /// goes there next, adding it to this list if it is not in it.
     pub masters: Vec<String>,
     /// The framework to subscribe as; set `id` to fail over to an existing one.
     pub framework: FrameworkInfo,
