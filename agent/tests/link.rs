@@ -574,3 +574,31 @@ async fn real_tasks_sandbox_reads_usage_and_kill_on_shutdown() {
     assert_eq!((killed.task_id.as_str(), killed.state), ("sleeper", TaskState::Killed));
     let _ = std::fs::remove_dir_all(&work_dir);
 }
+
+/// A leader deposed while the agent is attached ends the stream naming its
+/// successor, a master the agent was not given: the agent re-registers
+/// there at once, with its id, though its backoff is far longer than the
+/// test waits.
+#[tokio::test]
+async fn a_stream_ended_by_a_deposed_leader_moves_the_agent_to_the_new_one_at_once() {
+    let mut old = Master::start().await;
+    let mut new = Master::start().await;
+    let mut config = config(&[old.addr.to_string()]);
+    config.reconnect = ReconnectBackoff {
+        initial: Duration::from_secs(30),
+        max: Duration::from_secs(30),
+        jitter: 0.0,
+    };
+    let agent = Agent::start(config);
+    let mut conn = old.accept().await;
+    conn.register(Duration::from_secs(10)).await;
+    conn.to_agent
+        .send(Err(agora_proto::leader::not_leader(Some(&new.addr.to_string()))))
+        .expect("the stream is open");
+    let mut moved = new.accept().await;
+    let AgentMessage::Register { agent_id, .. } = moved.recv().await else {
+        panic!("the first message is Register");
+    };
+    assert_eq!(agent_id, Some(agent_id_1()), "it re-registers as itself");
+    agent.shutdown().await;
+}

@@ -664,3 +664,35 @@ async fn reconciles_periodically_explicitly_then_implicitly() {
     assert_eq!(result.expect("clean stop"), ExitReason::Shutdown);
     assert!(driver.session().reconciliation_rounds() >= 1);
 }
+
+/// A leader deposed while the framework is subscribed ends the event stream
+/// naming its successor, a master the driver was not given: the driver
+/// re-subscribes there with its id at once, though its backoff is far
+/// longer than the test waits.
+#[tokio::test]
+async fn a_stream_ended_by_a_deposed_leader_moves_the_driver_to_the_new_one_at_once() {
+    let mut old = Master::start().await;
+    let mut new = Master::start().await;
+    let mut config = config(&[&old.address]);
+    config.backoff = Backoff {
+        initial: Duration::from_secs(30),
+        max: Duration::from_secs(30),
+    };
+    let (run, handle, mut events) = probe(config, false);
+    let sub = old.accept_subscription(15.0).await;
+    assert_eq!(next_event(&mut events).await, "subscribed fw-1");
+    sub.events
+        .send(Err(agora_proto::leader::not_leader(Some(&new.address))))
+        .await
+        .expect("driver reads the stream");
+    assert_eq!(next_event(&mut events).await, "disconnected");
+    let moved = new.next_subscription().await;
+    let info = moved.request.framework_info.clone().expect("framework info");
+    assert_eq!(
+        info.id.map(|i| i.value).as_deref(),
+        Some("fw-1"),
+        "re-subscribes as itself"
+    );
+    handle.shutdown();
+    within(run).await.expect("join").0.expect("clean stop");
+}
