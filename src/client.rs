@@ -181,7 +181,7 @@ impl Operator {
             // Every master asked, none served. Unreachable masters fail at
             // once; masters without a leader may elect one soon.
             let now = Instant::now();
-            if !none_leads || now + pause > deadline {
+            if !none_leads || now >= deadline {
                 let what = if none_leads {
                     "no master leads the cluster (an election may be in progress)"
                 } else {
@@ -189,7 +189,7 @@ impl Operator {
                 };
                 return Err(CallError::NoLeader(format!("{what}: {}", failures.join("; "))));
             }
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep(pause.min(deadline - now)).await;
             pause = pause.saturating_mul(2);
             self.masters.backing_off();
             failures.clear();

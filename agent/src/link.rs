@@ -13,12 +13,13 @@
 //! Each attempt goes to the next master in the list. A master that is not
 //! the leader refuses (as the answer to `Attach`, or by ending an open
 //! stream) naming the leader: the agent attaches there at once, added to the
-//! list if needed, at most [`MAX_REDIRECTS`](agora_proto::masters::MAX_REDIRECTS) times in a row before backing
-//! off, so masters pointing at each other cannot make it spin. A refusal
-//! naming no leader (an election in progress) is a failure: back off, try
-//! the next. The core's timers run in every state, so tasks end and updates
-//! queue while the agent is disconnected. A malformed master message is
-//! logged and dropped.
+//! list if needed, at most
+//! [`MAX_REDIRECTS`](agora_proto::masters::MAX_REDIRECTS) times in a row
+//! before backing off, so masters pointing at each other cannot make it
+//! spin. A refusal naming no leader (an election in progress) is a failure:
+//! back off, try the next. The core's timers run in every state, so tasks
+//! end and updates queue while the agent is disconnected. A malformed master
+//! message is logged and dropped.
 //!
 //! The link also builds the configured containerizer and feeds the exits
 //! that the real ones push into the core; answers sandbox reads and sends

@@ -251,8 +251,12 @@ impl<S: Scheduler> Driver<S> {
                 },
                 Err(Failure::Fatal(error)) => return Err(error),
                 Err(Failure::Retry(lost)) => {
+                    // A refusal naming the leader is routine: said below
+                    // when the leader is news.
                     if lost.leader.is_none() {
                         warn!(master = %uri, "cannot subscribe: {}", lost.why);
+                    } else {
+                        debug!(master = %uri, "not the leader: {}", lost.why);
                     }
                     lost
                 }
