@@ -83,6 +83,7 @@
 pub mod checkpoint;
 pub mod containerizer;
 pub mod detect;
+pub mod exit_file;
 
 mod config;
 mod core;
