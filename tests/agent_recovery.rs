@@ -1,9 +1,10 @@
 //! Agent recovery, black box: `kill -9` of an agent with running tasks, then
 //! a restart on the same work directory: the same processes keep running,
 //! the agent re-registers under the same id with its tasks RUNNING, the
-//! unacknowledged update is sent again, a task that ended while the agent
-//! was down is reported FAILED with a reason, and every later update
-//! arrives. Once with the `process` containerizer (no root or cgroups
+//! unacknowledged update is sent again, tasks that ended while the agent
+//! was down are reported with the exit status their waiter recorded
+//! (FINISHED for 0, FAILED naming the status or the signal), and every
+//! later update arrives. Once with the `process` containerizer (no root or cgroups
 //! needed), once with `cgroups` (needs root and cgroups: fails saying so
 //! when they are missing), where the tasks also stay in their cgroups.
 #![allow(clippy::disallowed_methods)] // a black-box test: it reads the real clock
@@ -154,7 +155,7 @@ async fn kill_9_of_a_cgroups_agent_keeps_its_tasks_in_their_cgroups() {
     let tasks_cgroups = || {
         common::cgroup_dirs(&cgroups_root)
             .into_iter()
-            .filter(|d| ["keep", "held", "short", "mid"].iter().any(|t| d.ends_with(t)))
+            .filter(|d| TASKS.iter().any(|t| d.ends_with(t)))
             .collect::<Vec<_>>()
     };
     common::eventually(Duration::from_secs(5), || tasks_cgroups().is_empty().then_some(()))
@@ -183,6 +184,9 @@ impl Drop for RemoveCgroups {
     }
 }
 
+/// The tasks of [`recover`].
+const TASKS: [&str; 6] = ["keep", "held", "short", "zero", "signal", "mid"];
+
 async fn recover(kind: Kind<'_>) {
     let started = std::time::Instant::now();
     let (_master, addr) = start_master(&[]);
@@ -196,16 +200,17 @@ async fn recover(kind: Kind<'_>) {
     let tasks = vec![
         task("keep", offer, "cpus:0.1;mem:32MiB", "sleep 30"),
         task("held", offer, "cpus:0.1;mem:32MiB", "sleep 30"),
-        task("short", offer, "cpus:0.1;mem:32MiB", "sleep 2"),
+        // These three end while the agent is down.
+        task("short", offer, "cpus:0.1;mem:32MiB", "sleep 2; exit 3"),
+        task("zero", offer, "cpus:0.1;mem:32MiB", "sleep 2"),
+        task("signal", offer, "cpus:0.1;mem:32MiB", "sleep 2; kill -9 $$"),
         // Most likely outlives the restart, then ends under the new agent.
         task("mid", offer, "cpus:0.1;mem:32MiB", "sleep 4"),
     ];
     framework.launch(&[offer], tasks, 60.0).await;
     // "held"'s RUNNING stays unacknowledged: the restarted agent must send it again.
     let first = collect(&mut framework, &["held"], |seen| {
-        ["keep", "held", "short", "mid"]
-            .iter()
-            .all(|t| count(seen, t, "TASK_RUNNING") == 1)
+        TASKS.iter().all(|t| count(seen, t, "TASK_RUNNING") == 1)
     })
     .await;
     let held_running = first
@@ -237,12 +242,14 @@ async fn recover(kind: Kind<'_>) {
         keep.iter().chain(&held).all(|&pid| alive(pid)),
         "the tasks outlive their agent"
     );
-    // "short" ends while the agent is down.
-    let short = pids("short");
+    // "short", "zero" and "signal" end while the agent is down: their
+    // processes (the task's and its waiter's, both in the sandbox) are gone.
+    let ending: Vec<u32> = ["short", "zero", "signal"].into_iter().flat_map(pids).collect();
+    assert!(ending.len() >= 3, "the ending tasks run: {ending:?}");
     common::eventually(Duration::from_secs(5), || {
-        short.iter().all(|&p| !alive(p)).then_some(())
+        ending.iter().all(|&p| !alive(p)).then_some(())
     })
-    .expect("short ends while the agent is down");
+    .expect("short, zero and signal end while the agent is down");
 
     let _agent = start_agent(addr, &work_dir, kind);
     // Re-registered as the same agent, with the same processes RUNNING.
@@ -273,11 +280,14 @@ async fn recover(kind: Kind<'_>) {
     assert_eq!(pids("held"), held, "the same processes run");
     assert_eq!(in_cgroups(&framework), cgroups_before, "in the same cgroups");
 
-    // The held RUNNING comes again (same uuid), and short's end, with a reason.
+    // The held RUNNING comes again (same uuid), and the ends, with the
+    // statuses the waiters recorded.
     let after = collect(&mut framework, &[], |seen| {
         count(seen, "held", "TASK_RUNNING") >= 1
             && count(seen, "short", "TASK_FAILED") == 1
-            && count(seen, "mid", "TASK_FAILED") == 1
+            && count(seen, "zero", "TASK_FINISHED") == 1
+            && count(seen, "signal", "TASK_FAILED") == 1
+            && count(seen, "mid", "TASK_FINISHED") == 1
     })
     .await;
     let resent = after
@@ -285,29 +295,37 @@ async fn recover(kind: Kind<'_>) {
         .find(|s| s.task_id.as_ref().is_some_and(|t| t.value == "held"))
         .expect("held resent");
     assert_eq!(resent.uuid, held_running.uuid, "the very update, sent again");
-    let failed = after
-        .iter()
-        .find(|s| s.task_id.as_ref().is_some_and(|t| t.value == "short") && state_name(s) == "TASK_FAILED")
-        .expect("short reported");
+    let final_of = |task: &str| {
+        after
+            .iter()
+            .find(|s| s.task_id.as_ref().is_some_and(|t| t.value == task) && state_name(s) != "TASK_RUNNING")
+            .cloned()
+            .unwrap_or_else(|| panic!("{task} reported: {:?}", summary(&after)))
+    };
+    let short = final_of("short");
+    assert_eq!(state_name(&short), "TASK_FAILED", "{short:?}");
     assert_eq!(
-        failed.reason,
-        pb::TaskReason::ReasonExecutorTerminated as i32,
-        "{failed:?}"
+        short.reason,
+        pb::TaskReason::ReasonCommandExecutorFailed as i32,
+        "{short:?}"
     );
     assert!(
-        failed.message.contains("while the agent was down"),
+        short.message.contains("exited with status 3") && short.message.contains("while the agent was down"),
         "{}",
-        failed.message
+        short.message
     );
+    assert_eq!(short.exit_code, Some(3), "{short:?}");
+    let zero = final_of("zero");
+    assert_eq!(state_name(&zero), "TASK_FINISHED", "{zero:?}");
+    assert_eq!(zero.exit_code, Some(0), "{zero:?}");
+    let signal = final_of("signal");
+    assert_eq!(state_name(&signal), "TASK_FAILED", "{signal:?}");
+    assert!(signal.message.contains("killed by signal 9"), "{}", signal.message);
     // A task that ends after it was reattached (or, on a slow machine, while
-    // the agent was down): its exit status is not ours to read, which its
-    // update says.
-    let mid = after
-        .iter()
-        .find(|s| s.task_id.as_ref().is_some_and(|t| t.value == "mid") && state_name(s) == "TASK_FAILED")
-        .expect("mid reported");
-    assert_eq!(mid.reason, pb::TaskReason::ReasonExecutorTerminated as i32, "{mid:?}");
-    assert!(mid.message.contains("exit status is unknown"), "{}", mid.message);
+    // the agent was down): its waiter recorded its status all the same.
+    let mid = final_of("mid");
+    assert_eq!(state_name(&mid), "TASK_FINISHED", "{mid:?}");
+    assert_eq!(mid.exit_code, Some(0), "{mid:?}");
 
     // The reattached tasks are still ours to kill.
     for task_id in ["keep", "held"] {

@@ -23,11 +23,13 @@
 //! naming the file, and the agent refuses to start on it rather than
 //! silently forget tasks.
 //!
-//! **Recovery decisions** are pure: [`plan_recovery`] takes the checkpoint,
-//! the current boot id and a probe of process start times, and says for each
-//! task whether to reattach to it or report that it ended.
+//! **Recovery decisions** are pure: [`plan_recovery_with`] takes the
+//! checkpoint, the current boot id, a probe of process start times and one
+//! of recorded exit statuses ([`exit_file`](crate::exit_file)), and says for
+//! each task whether to reattach to it or report that it ended, and how.
 
 use crate::containerizer::ContainerId;
+use crate::exit_file::{ExitFileError, TaskExit};
 use agora_proto::{AgentId, FrameworkId, TaskId, TaskInfo, TaskReason, TaskState, TaskStatus};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
@@ -331,8 +333,12 @@ pub struct RecoveredTask {
 pub enum Fate {
     /// Its process still runs (same pid, same start time): keep supervising it.
     Reattach(ContainerRecord),
-    /// It was live, but its process ended while the agent was down (or
-    /// never was recorded): report its end, saying why.
+    /// It was live, and its process ended while the agent was down; its
+    /// waiter recorded how: report that.
+    Exited(TaskExit),
+    /// It was live, but its process ended while the agent was down with no
+    /// status recorded (or never was recorded itself): report its end,
+    /// saying why its status is unknown.
     Ended(String),
     /// It had ended before; only its updates await acknowledgement.
     AlreadyEnded,
@@ -340,11 +346,28 @@ pub enum Fate {
 
 /// Decides what to do with each task of `checkpoint` on a machine whose boot
 /// id is `boot_id`, where `start_time(pid)` is the start time of live
-/// process `pid` ([`process_start_time`] outside tests).
+/// process `pid` ([`process_start_time`] outside tests), with no exit
+/// status recorded for any task (the simulated containerizer's case; see
+/// [`plan_recovery_with`]).
 pub fn plan_recovery(
     checkpoint: Option<Checkpoint>,
     boot_id: &str,
     start_time: impl Fn(u32) -> Option<u64>,
+) -> RecoveryPlan {
+    plan_recovery_with(checkpoint, boot_id, start_time, |_| Ok(None))
+}
+
+/// [`plan_recovery`], where `recorded_exit(id)` reads the exit status the
+/// waiter of container `id` recorded, if any
+/// ([`exit_file::read`](crate::exit_file::read) of
+/// [`exit_file::path`](crate::exit_file::path) outside tests). It is asked
+/// only about tasks whose process is gone, after that was seen: the waiter
+/// writes the file before it ends, so a gone waiter's record is complete.
+pub fn plan_recovery_with(
+    checkpoint: Option<Checkpoint>,
+    boot_id: &str,
+    start_time: impl Fn(u32) -> Option<u64>,
+    recorded_exit: impl Fn(&ContainerId) -> Result<Option<TaskExit>, ExitFileError>,
 ) -> RecoveryPlan {
     let Some(checkpoint) = checkpoint else {
         return RecoveryPlan::default();
@@ -357,6 +380,12 @@ pub fn plan_recovery(
             ..RecoveryPlan::default()
         };
     }
+    // A gone process: what its waiter recorded, else why nothing is known.
+    let ended = |task: &CheckpointedTask, unknown: String| match recorded_exit(&task.container_id()) {
+        Ok(Some(exit)) => Fate::Exited(exit),
+        Ok(None) => Fate::Ended(unknown),
+        Err(error) => Fate::Ended(format!("{unknown}: {error}")),
+    };
     let tasks = checkpoint
         .tasks
         .into_iter()
@@ -371,15 +400,22 @@ pub fn plan_recovery(
                     ),
                     Some(record) => match start_time(record.pid) {
                         Some(started) if started == record.start_time => Fate::Reattach(record.clone()),
-                        Some(_) => Fate::Ended(format!(
-                            "the task's process (pid {}) ended while the agent was down (its pid now belongs to \
-                             another process); its exit status is unknown",
-                            record.pid
-                        )),
-                        None => Fate::Ended(format!(
-                            "the task's process (pid {}) ended while the agent was down; its exit status is unknown",
-                            record.pid
-                        )),
+                        Some(_) => ended(
+                            &task,
+                            format!(
+                                "the task's process (pid {}) ended while the agent was down (its pid now belongs to \
+                                 another process) and no exit status was recorded; its exit status is unknown",
+                                record.pid
+                            ),
+                        ),
+                        None => ended(
+                            &task,
+                            format!(
+                                "the task's process (pid {}) ended while the agent was down and no exit status was \
+                                 recorded; its exit status is unknown",
+                                record.pid
+                            ),
+                        ),
                     },
                 }
             };
@@ -554,6 +590,48 @@ mod tests {
         assert!(matches!(fates[2], ("gone", Fate::Ended(why)) if why.contains("pid 200") && why.contains("ended")));
         assert!(matches!(fates[3], ("reused", Fate::Ended(why)) if why.contains("another process")));
         assert!(matches!(fates[4], ("unrecorded", Fate::Ended(why)) if why.contains("restarted")));
+    }
+
+    #[test]
+    fn recovery_reports_the_recorded_exit_of_a_gone_process() {
+        let mut checkpoint = sample();
+        for name in ["three", "zero", "nine", "silent", "torn"] {
+            checkpoint
+                .tasks
+                .push(task(name, TaskState::Running, Some(record(200, 6000))));
+        }
+        // t1 still runs: its record is never asked for.
+        let recorded = |id: &ContainerId| match id.task_id.as_str() {
+            "three" => Ok(Some(TaskExit::Exited(3))),
+            "zero" => Ok(Some(TaskExit::Exited(0))),
+            "nine" => Ok(Some(TaskExit::Signaled(9))),
+            "torn" => Err(ExitFileError::Malformed {
+                path: PathBuf::from("/w/exit-status"),
+                reason: "no final newline".to_owned(),
+            }),
+            "t1" => panic!("asked about a running task"),
+            _ => Ok(None),
+        };
+        let plan = plan_recovery_with(Some(checkpoint), "boot-a", |pid| (pid == 100).then_some(5000), recorded);
+        let fates: Vec<(&str, &Fate)> = plan
+            .tasks
+            .iter()
+            .map(|t| (t.task.info.name.as_str(), &t.fate))
+            .collect();
+        assert_eq!(fates[0], ("t1", &Fate::Reattach(record(100, 5000))));
+        assert_eq!(fates[2], ("three", &Fate::Exited(TaskExit::Exited(3))));
+        assert_eq!(fates[3], ("zero", &Fate::Exited(TaskExit::Exited(0))));
+        assert_eq!(fates[4], ("nine", &Fate::Exited(TaskExit::Signaled(9))));
+        assert!(
+            matches!(fates[5], ("silent", Fate::Ended(why)) if why.contains("no exit status was recorded")),
+            "{:?}",
+            fates[5]
+        );
+        assert!(
+            matches!(fates[6], ("torn", Fate::Ended(why)) if why.contains("/w/exit-status") && why.contains("unknown")),
+            "{:?}",
+            fates[6]
+        );
     }
 
     #[test]

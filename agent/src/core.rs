@@ -218,9 +218,13 @@ impl<C: Containerizer> AgentCore<C> {
     /// (sent again, in order, once registered), and its tasks: each one whose
     /// process still runs is reattached through the containerizer (a kill
     /// under way is issued again); each one whose process ended while the
-    /// agent was down is reported TASK_FAILED with REASON_EXECUTOR_TERMINATED
-    /// and a message saying why (TASK_KILLED if it was being killed), as is
-    /// one the containerizer cannot reattach.
+    /// agent was down is reported with the exit status its waiter recorded,
+    /// as any exit is (TASK_FINISHED for status 0, else TASK_FAILED with
+    /// REASON_COMMAND_EXECUTOR_FAILED, the message naming the status or
+    /// signal); with none recorded, TASK_FAILED with
+    /// REASON_EXECUTOR_TERMINATED and a message saying why (in both cases
+    /// TASK_KILLED if it was being killed), as is one the containerizer
+    /// cannot reattach.
     pub fn recover(&mut self, now: Timestamp, plan: RecoveryPlan) {
         self.now = self.now.max(now);
         self.agent_id = plan.agent_id;
@@ -236,6 +240,17 @@ impl<C: Containerizer> AgentCore<C> {
                     if self.updates.contains(&container) {
                         self.ended.insert(container, (info, state));
                     }
+                    continue;
+                }
+                Fate::Exited(exit) => {
+                    self.containerizer.clean_up_after_restart(&container, &info);
+                    let (state, reason) = match kill {
+                        Some(reason) => (TaskState::Killed, reason),
+                        None if exit.success() => (TaskState::Finished, None),
+                        None => (TaskState::Failed, Some(TaskReason::CommandExecutorFailed)),
+                    };
+                    let message = format!("the task's process {exit} while the agent was down");
+                    self.report_ended(container, info, state, reason, message, Some(exit.shell_code()));
                     continue;
                 }
                 Fate::Ended(why) => why,

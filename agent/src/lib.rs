@@ -52,8 +52,10 @@
 //! libc or nix.
 //!
 //! **Unsafe code.** One function, `join_before_exec` in the launcher, is
-//! allowed `unsafe`: the code between fork and exec that starts a session and
-//! writes the task into its cgroups, with async-signal-safe calls only.
+//! allowed `unsafe`: the code between fork and exec that starts a session,
+//! writes the task into its cgroups and forks the task's waiter (which
+//! records the task's exit status, see [`exit_file`]), with async-signal-safe
+//! calls only.
 //!
 //! **Choices.** The agent reports TASK_RUNNING directly once the
 //! containerizer started a task (no TASK_STARTING). A kill of a task the agent
@@ -74,15 +76,17 @@
 //! processes, unacknowledged updates) to the work directory before it
 //! carries out the core's outputs; an agent started again on the same work
 //! directory re-registers under the same id, reattaches to the tasks whose
-//! processes still run, reports the others, and re-sends every
-//! unacknowledged update. A graceful stop still kills the tasks.
+//! processes still run, reports the others with the exit status their
+//! waiter recorded (or as failed, saying why it is unknown), and re-sends
+//! every unacknowledged update. A graceful stop still kills the tasks.
 //!
-//! **What comes next.** The real exit status of a task that ends while its
-//! agent is down; sandbox garbage collection; running tasks as another user.
+//! **What comes next.** Sandbox (and run directory) garbage collection;
+//! running tasks as another user.
 
 pub mod checkpoint;
 pub mod containerizer;
 pub mod detect;
+pub mod exit_file;
 
 mod config;
 mod core;

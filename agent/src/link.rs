@@ -38,6 +38,7 @@ use crate::containerizer::{
     StartedReceiver, read_sandbox_file,
 };
 use crate::core::{AgentCore, Input, Output};
+use crate::exit_file;
 use agora_proto::leader::leader_hint;
 use agora_proto::masters::{MasterList, Redirect};
 use agora_proto::pb::agent_link_client::AgentLinkClient;
@@ -105,7 +106,7 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
     let boot_id = checkpoint::boot_id();
     let checkpoint_file = config.checkpoint.then(|| checkpoint::path(&config.work_dir));
     let plan = match &checkpoint_file {
-        Some(file) => recovery_plan(file, &boot_id, config.discard_corrupt_checkpoint)?,
+        Some(file) => recovery_plan(file, &config.work_dir, &boot_id, config.discard_corrupt_checkpoint)?,
         None => RecoveryPlan::default(),
     };
     let (containerizer, events) = build_containerizer(&config)?;
@@ -142,10 +143,16 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
     Ok(())
 }
 
-/// Reads the checkpoint at `file` and decides what to recover. A corrupt
-/// one is an error, unless `discard_corrupt` (then it is moved aside and the
-/// agent starts as a new one).
-fn recovery_plan(file: &Path, boot_id: &str, discard_corrupt: bool) -> Result<RecoveryPlan, CheckpointError> {
+/// Reads the checkpoint at `file` and decides what to recover, with the exit
+/// statuses recorded under `work_dir`. A corrupt checkpoint is an error,
+/// unless `discard_corrupt` (then it is moved aside and the agent starts as
+/// a new one).
+fn recovery_plan(
+    file: &Path,
+    work_dir: &Path,
+    boot_id: &str,
+    discard_corrupt: bool,
+) -> Result<RecoveryPlan, CheckpointError> {
     let checkpoint = match checkpoint::read(file) {
         Ok(checkpoint) => checkpoint,
         Err(error @ CheckpointError::Corrupt { .. }) if discard_corrupt => {
@@ -155,7 +162,9 @@ fn recovery_plan(file: &Path, boot_id: &str, discard_corrupt: bool) -> Result<Re
         }
         Err(error) => return Err(error),
     };
-    let plan = checkpoint::plan_recovery(checkpoint, boot_id, checkpoint::process_start_time);
+    let plan = checkpoint::plan_recovery_with(checkpoint, boot_id, checkpoint::process_start_time, |id| {
+        exit_file::read(&exit_file::path(work_dir, id))
+    });
     if let Some(old) = &plan.rebooted_from {
         warn!(previous_agent_id = %old, "the machine rebooted since the checkpoint: its tasks are gone; registering as a new agent");
     }
@@ -163,6 +172,7 @@ fn recovery_plan(file: &Path, boot_id: &str, discard_corrupt: bool) -> Result<Re
         let container = task.task.container_id();
         match &task.fate {
             Fate::Reattach(record) => info!(%container, pid = record.pid, "recovered: reattaching to the running task"),
+            Fate::Exited(exit) => info!(%container, %exit, "recovered: the task ended while the agent was down"),
             Fate::Ended(why) => warn!(%container, %why, "recovered: the task ended while the agent was down"),
             Fate::AlreadyEnded => debug!(%container, "recovered: an ended task with unacknowledged updates"),
         }

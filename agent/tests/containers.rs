@@ -139,6 +139,68 @@ async fn process_echo_exit_code_and_kill() {
     assert!(error.to_string().contains("/nonexistent/program"), "{error}");
 }
 
+/// The waiter records the task's end in its exit status file, which the
+/// containerizer reports; a second agent that reattaches to a waiter it did
+/// not start reads the status from it when the task ends.
+#[test]
+fn process_waiter_records_the_exit_status_for_a_reattached_task() {
+    use agora_agent::exit_file::{self, TaskExit};
+    let work = WorkDir::new("waiter");
+    let within = Duration::from_secs(5);
+    // The second task waits on a fifo in its sandbox until the test opens it.
+    let sandbox = agora_agent::sandbox_dir(&work.0, &id("later"));
+    std::fs::create_dir_all(&sandbox).expect("sandbox");
+    let fifo = sandbox.join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success(),
+        "mkfifo"
+    );
+    let first = tokio::runtime::Runtime::new().expect("runtime");
+    let (record, waiter) = first.block_on(async {
+        let (mut c, mut exits) = ProcessContainerizer::new(&work.0);
+        c.launch(Timestamp::ZERO, &id("three"), &task("three", "cpus:0.1", "exit 3"))
+            .expect("launch");
+        assert_eq!(next_exit(&mut exits, within).await.1, ExitStatus::exited(3));
+        let recorded = exit_file::read(&exit_file::path(&work.0, &id("three"))).expect("readable");
+        assert_eq!(recorded, Some(TaskExit::Exited(3)));
+
+        c.launch(
+            Timestamp::ZERO,
+            &id("later"),
+            &task("later", "cpus:0.1", "read line < fifo; kill -TERM $$"),
+        )
+        .expect("launch");
+        let records = c.containers();
+        let (_, record) = records.iter().find(|(who, _)| *who == id("later")).expect("recorded");
+        // The main process is the waiter: the session leader, parent of the task.
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", record.pid)).expect("children");
+        assert_eq!(
+            children.split_whitespace().count(),
+            1,
+            "one child, the task: {children:?}"
+        );
+        (record.clone(), c)
+    });
+    // The agent goes away (its runtime with it); the waiter and task stay.
+    drop(first);
+    let second = tokio::runtime::Runtime::new().expect("runtime");
+    second.block_on(async {
+        let (mut c, mut exits) = ProcessContainerizer::new(&work.0);
+        let info = task("later", "cpus:0.1", "");
+        c.reattach(Timestamp::ZERO, &id("later"), &info, &record)
+            .expect("reattach");
+        std::fs::write(&fifo, "go\n").expect("the task reads its fifo");
+        let (who, exit) = next_exit(&mut exits, within).await;
+        assert_eq!(who, id("later"));
+        assert_eq!(exit, ExitStatus::signaled(15), "the status the waiter recorded");
+    });
+    drop(waiter);
+}
+
 // ---- cgroups containerizer (v1, real kernel) ----
 
 /// Whether the real v1 tests can run; `None` skips (outside CI).

@@ -9,7 +9,9 @@
 //!
 //! The real containerizers give each task a sandbox,
 //! [`sandbox_dir`]`(work_dir, id)`: its working directory, holding its
-//! `stdout` and `stderr`. A kill sends SIGTERM to every process of the task,
+//! `stdout` and `stderr`, and run it under a waiter that records its exit
+//! status in [`exit_file::path`](crate::exit_file::path)`(work_dir, id)`
+//! (see [`crate::exit_file`]). A kill sends SIGTERM to every process of the task,
 //! waits the grace period, then SIGKILLs what is left; when the task's main
 //! process ends, whatever it left behind is killed too, so a task leaves no
 //! process behind.
@@ -268,9 +270,9 @@ pub trait Containerizer: fmt::Debug {
 
     /// Supervises again container `id`, whose main process (`record`, still
     /// running: the caller checked its pid and start time) outlived the
-    /// previous agent. Its exit is reported as any other; its exit status is
-    /// unknown (the process is not this agent's child). Unsupported by
-    /// default.
+    /// previous agent. Its exit is reported as any other, with the status
+    /// the task's waiter recorded (the process is not this agent's child, so
+    /// the agent cannot wait for it). Unsupported by default.
     fn reattach(
         &mut self,
         _now: Timestamp,

@@ -2,8 +2,9 @@
 //! process in its own session (so its own process group), with its sandbox
 //! as working directory, and no resource limits. A kill signals the whole
 //! process group; when the main process ends, what is left of its group is
-//! killed. Usage is read from `/proc/<pid>/stat` of the main process (its
-//! CPU time including reaped children, resident memory, threads).
+//! killed. Usage is read from `/proc/<pid>/stat` of the task's process (its
+//! CPU time including reaped children, resident memory, threads): the only
+//! child of the main process, the task's waiter.
 //!
 //! For machines where cgroups cannot be written; prefer
 //! [`CgroupsContainerizer`](super::CgroupsContainerizer).
@@ -12,6 +13,7 @@ use super::launch::{create_sandbox, spawn};
 use super::supervisor::{ExitReceiver, Isolation, StartedReceiver, Supervisor};
 use super::{ContainerError, ContainerId, Containerizer, ExitStatus, UsageProbe};
 use crate::checkpoint::ContainerRecord;
+use crate::exit_file;
 use agora_proto::{TaskInfo, TaskUsage, Timestamp};
 use nix::sys::signal::Signal;
 use nix::unistd::{Pid, SysconfVar, sysconf};
@@ -32,7 +34,7 @@ impl ProcessContainerizer {
     /// channel on which it pushes exits. Must be called within a tokio
     /// runtime (it spawns a task per container there); panics otherwise.
     pub fn new(work_dir: &Path) -> (Self, ExitReceiver) {
-        let (supervisor, exits) = Supervisor::new();
+        let (supervisor, exits) = Supervisor::new(work_dir);
         let containerizer = Self {
             work_dir: work_dir.to_owned(),
             supervisor,
@@ -60,7 +62,7 @@ impl Containerizer for ProcessContainerizer {
         let (work_dir, container, task) = (self.work_dir.clone(), id.clone(), task.clone());
         self.supervisor.launch(id, move || {
             let sandbox = create_sandbox(&work_dir, &container)?;
-            let child = spawn(&task, &sandbox, &[])?;
+            let child = spawn(&task, &sandbox, &[], &exit_file::path(&work_dir, &container))?;
             let pid = child
                 .id()
                 .and_then(|pid| i32::try_from(pid).ok())
@@ -141,7 +143,15 @@ impl Isolation for Group {
 
 impl UsageProbe for Group {
     fn read(&self, now: Timestamp) -> Result<TaskUsage, String> {
-        let path = format!("/proc/{}/stat", self.pid);
+        // The waiter's one child is the task. Once the task is reaped (or
+        // where the kernel lists no children), the waiter's own figures
+        // count the reaped task's CPU time.
+        let children = format!("/proc/{0}/task/{0}/children", self.pid);
+        let task = std::fs::read_to_string(children)
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<u32>().ok());
+        let pid = task.map_or_else(|| self.pid.to_string(), |pid| pid.to_string());
+        let path = format!("/proc/{pid}/stat");
         let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
         parse_stat(&text, now).ok_or_else(|| format!("cannot parse {path}"))
     }

@@ -1,16 +1,19 @@
 //! What the real containerizers share: a tokio task per container that
-//! reaps its main process, lets the isolation clean up (leftover processes,
-//! cgroups) off the runtime's threads, and pushes the exit on a channel; the
+//! reaps its main process (the task's waiter, see [`launch`](super::launch)),
+//! reads the task's exit status the waiter recorded, lets the isolation
+//! clean up (leftover processes, cgroups) off the runtime's threads, and
+//! pushes the exit on a channel; the
 //! kill sequence (SIGTERM, grace, SIGKILL); and, when asked for, launching in
 //! the background on a few blocking threads (as many as the cores).
 
 use super::{ContainerError, ContainerId, ExitStatus, UsageProbe};
 use crate::checkpoint::{ContainerRecord, process_start_time};
+use crate::exit_file::{self, TaskExit};
 use agora_proto::TaskReason;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -48,8 +51,9 @@ pub(crate) trait Isolation: UsageProbe + 'static {
     }
 }
 
-/// A container's main process: a child of this agent, or one that outlived
-/// a previous agent (reattached; not our child, so it cannot be waited for).
+/// A container's main process (the task's waiter): a child of this agent,
+/// or one that outlived a previous agent (reattached; not our child, so it
+/// cannot be waited for, but it records the task's status all the same).
 pub(crate) enum MainProcess {
     Child(tokio::process::Child),
     Reattached(ContainerRecord),
@@ -80,6 +84,8 @@ fn lock(table: &Table) -> MutexGuard<'_, BTreeMap<ContainerId, Live>> {
 /// Watches the containers' main processes and runs their kills.
 pub(crate) struct Supervisor {
     runtime: Handle,
+    /// Where the containers' exit status files are ([`exit_file::path`]).
+    work_dir: Arc<Path>,
     exits: UnboundedSender<(ContainerId, ExitStatus)>,
     live: Table,
     background: Option<Background>,
@@ -102,12 +108,14 @@ impl fmt::Debug for Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor on the current tokio runtime (panics outside one), and
-    /// the channel its exits come on.
-    pub(crate) fn new() -> (Self, ExitReceiver) {
+    /// A supervisor on the current tokio runtime (panics outside one) for
+    /// containers whose exit status files are under `work_dir`, and the
+    /// channel its exits come on.
+    pub(crate) fn new(work_dir: &Path) -> (Self, ExitReceiver) {
         let (exits, rx) = unbounded_channel();
         let supervisor = Self {
             runtime: Handle::current(),
+            work_dir: Arc::from(work_dir),
             exits,
             live: Arc::default(),
             background: None,
@@ -168,6 +176,7 @@ impl Supervisor {
         let table = Arc::clone(&self.live);
         let exits = self.exits.clone();
         let runtime = self.runtime.clone();
+        let work_dir = Arc::clone(&self.work_dir);
         self.runtime.spawn(async move {
             let Ok(_permit) = background.launchers.acquire().await else {
                 return;
@@ -192,7 +201,13 @@ impl Supervisor {
                     }
                     // Pushed before the exit can be: the watch starts after.
                     let _ = background.started.send(id.clone());
-                    supervise(&runtime, &table, &exits, id, MainProcess::Child(child), isolation);
+                    let context = Context {
+                        runtime: &runtime,
+                        table: &table,
+                        exits: &exits,
+                        work_dir: &work_dir,
+                    };
+                    supervise(&context, id, MainProcess::Child(child), isolation);
                 }
                 Err(error) => {
                     let killed = lock(&table).remove(&id).is_some_and(|l| l.killed);
@@ -232,19 +247,22 @@ impl Supervisor {
 
     /// Watches `child`, the main process of container `id`.
     fn watch(&self, id: ContainerId, child: tokio::process::Child, isolation: Arc<dyn Isolation>) {
-        supervise(
-            &self.runtime,
-            &self.live,
-            &self.exits,
-            id,
-            MainProcess::Child(child),
-            isolation,
-        );
+        supervise(&self.context(), id, MainProcess::Child(child), isolation);
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context {
+            runtime: &self.runtime,
+            table: &self.live,
+            exits: &self.exits,
+            work_dir: &self.work_dir,
+        }
     }
 
     /// Supervises again container `id`, whose main process `record` outlived
     /// the previous agent: its kill and cleanup go through `isolation`; its
-    /// end is noticed by polling `/proc` and reported with
+    /// end is noticed by polling `/proc` and reported with the status its
+    /// waiter recorded, or, if none was, with
     /// [`TaskReason::ExecutorTerminated`] (unless the agent killed it).
     pub(crate) fn reattach(
         &self,
@@ -255,14 +273,7 @@ impl Supervisor {
         if lock(&self.live).contains_key(id) {
             return Err(ContainerError::AlreadyExists(id.clone()));
         }
-        supervise(
-            &self.runtime,
-            &self.live,
-            &self.exits,
-            id.clone(),
-            MainProcess::Reattached(record),
-            isolation,
-        );
+        supervise(&self.context(), id.clone(), MainProcess::Reattached(record), isolation);
         Ok(())
     }
 
@@ -297,17 +308,27 @@ impl Supervisor {
     }
 }
 
+/// What [`supervise`] works with: the supervisor's parts (a background
+/// launch has clones of them, not the supervisor).
+struct Context<'a> {
+    runtime: &'a Handle,
+    table: &'a Table,
+    exits: &'a UnboundedSender<(ContainerId, ExitStatus)>,
+    work_dir: &'a Arc<Path>,
+}
+
 /// Records `isolation` for container `id` (whose entry a background launch
 /// made, or a new one), starts a kill asked for while it launched, and
-/// spawns the task that waits for `child`, cleans up and pushes the exit.
-fn supervise(
-    runtime: &Handle,
-    table: &Table,
-    exits: &UnboundedSender<(ContainerId, ExitStatus)>,
-    id: ContainerId,
-    main: MainProcess,
-    isolation: Arc<dyn Isolation>,
-) {
+/// spawns the task that waits for `child`, reads the status its waiter
+/// recorded, cleans up and pushes the exit.
+fn supervise(context: &Context<'_>, id: ContainerId, main: MainProcess, isolation: Arc<dyn Isolation>) {
+    let Context {
+        runtime,
+        table,
+        exits,
+        work_dir,
+    } = *context;
+    let status_file = exit_file::path(work_dir, &id);
     let record = match &main {
         MainProcess::Child(child) => child_record(child, isolation.as_ref()),
         MainProcess::Reattached(record) => Some(record.clone()),
@@ -332,10 +353,22 @@ fn supervise(
     runtime.spawn(async move {
         let mut exit = match main {
             MainProcess::Child(mut child) => match child.wait().await {
-                Ok(status) => ExitStatus {
-                    code: status.code(),
-                    signal: status.signal(),
-                    ..ExitStatus::default()
+                // The waiter ends as the task did; its record says so too,
+                // and is preferred (it also tells a task killed by SIGKILL
+                // from a waiter killed by the kill sequence).
+                Ok(status) => match read_exit(&status_file).await {
+                    Ok(Some(recorded)) => from_record(recorded),
+                    Ok(None) => ExitStatus {
+                        code: status.code(),
+                        signal: status.signal(),
+                        ..ExitStatus::default()
+                    },
+                    Err(error) => ExitStatus {
+                        code: status.code(),
+                        signal: status.signal(),
+                        message: error.to_string(),
+                        ..ExitStatus::default()
+                    },
                 },
                 Err(e) => ExitStatus {
                     message: format!("cannot wait for the task's process: {e}"),
@@ -346,14 +379,26 @@ fn supervise(
                 while process_start_time(record.pid) == Some(record.start_time) {
                     tokio::time::sleep(REATTACHED_POLL).await;
                 }
-                // Its parent (init) reaped it: the status is not ours to read.
-                ExitStatus {
-                    limitation: Some(TaskReason::ExecutorTerminated),
-                    message: format!(
-                        "the task's process (pid {}) ended after an agent restart; its exit status is unknown",
-                        record.pid
-                    ),
-                    ..ExitStatus::default()
+                // Its parent (init) reaped the waiter; the task's status is
+                // what the waiter recorded before it ended.
+                match read_exit(&status_file).await {
+                    Ok(Some(recorded)) => from_record(recorded),
+                    Ok(None) => ExitStatus {
+                        limitation: Some(TaskReason::ExecutorTerminated),
+                        message: format!(
+                            "the task's waiter (pid {}) ended after an agent restart without recording the task's \
+                             exit status; it is unknown",
+                            record.pid
+                        ),
+                        ..ExitStatus::default()
+                    },
+                    Err(error) => ExitStatus {
+                        limitation: Some(TaskReason::ExecutorTerminated),
+                        message: format!(
+                            "the task's process ended after an agent restart; its exit status is unknown: {error}"
+                        ),
+                        ..ExitStatus::default()
+                    },
                 }
             }
         };
@@ -373,6 +418,27 @@ fn supervise(
         }
         let _ = exits.send((id, exit));
     });
+}
+
+/// The exit status recorded at `file`, read off the runtime's threads.
+async fn read_exit(file: &Path) -> Result<Option<TaskExit>, exit_file::ExitFileError> {
+    let path = file.to_owned();
+    let read = tokio::task::spawn_blocking(move || exit_file::read(&path)).await;
+    read.unwrap_or_else(|e| {
+        Err(exit_file::ExitFileError::Io {
+            action: "read",
+            path: file.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
+}
+
+/// The exit of a task whose waiter recorded `exit`.
+fn from_record(exit: TaskExit) -> ExitStatus {
+    match exit {
+        TaskExit::Exited(code) => ExitStatus::exited(code),
+        TaskExit::Signaled(signal) => ExitStatus::signaled(signal),
+    }
 }
 
 /// What identifies `child` across agent restarts. Read while it is our

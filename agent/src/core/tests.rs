@@ -964,3 +964,61 @@ fn a_task_that_cannot_be_reattached_fails_and_a_killed_one_that_ended_is_killed(
         [("x".to_owned(), TaskState::Failed), ("y".to_owned(), TaskState::Killed)]
     );
 }
+
+#[test]
+fn tasks_that_ended_while_the_agent_was_down_are_reported_with_their_recorded_status() {
+    use crate::checkpoint::{Checkpoint, plan_recovery_with};
+    use crate::exit_file::TaskExit;
+    let mut h = Harness::with(CoreConfig::new(info()), Durable::default());
+    h.register();
+    for name in ["zero", "three", "nine", "silent", "stopped"] {
+        let up = updates(&h.run("f1", name, "sleep 30"));
+        h.ack(&up[0], "f1");
+    }
+    h.kill("f1", "stopped"); // a kill under way: KILLED whatever the status
+    let checkpoint = Checkpoint {
+        boot_id: "boot".to_owned(),
+        ..h.core.checkpoint()
+    };
+    // Every process is gone; their waiters recorded all but "silent".
+    let plan = plan_recovery_with(
+        Some(checkpoint),
+        "boot",
+        |_| None,
+        |id| {
+            Ok(match id.task_id.as_str() {
+                "zero" => Some(TaskExit::Exited(0)),
+                "three" => Some(TaskExit::Exited(3)),
+                "nine" | "stopped" => Some(TaskExit::Signaled(9)),
+                _ => None,
+            })
+        },
+    );
+    let mut h2 = Harness::with(CoreConfig::new(info()), Durable::default());
+    h2.core.recover(h2.now, plan);
+    assert_eq!(h2.core.task_count(), 0);
+    h2.input(Input::Connected);
+    let sent = updates(&h2.registered(Duration::ZERO));
+    let find = |name: &str| sent.iter().find(|s| s.task_id.as_str() == name).expect("reported");
+    let zero = find("zero");
+    assert_eq!(
+        (zero.state, zero.reason, zero.exit_code),
+        (TaskState::Finished, None, Some(0))
+    );
+    let three = find("three");
+    assert_eq!(
+        (three.state, three.reason, three.exit_code),
+        (TaskState::Failed, Some(TaskReason::CommandExecutorFailed), Some(3))
+    );
+    assert!(three.message.contains("exited with status 3"), "{}", three.message);
+    let nine = find("nine");
+    assert_eq!((nine.state, nine.exit_code), (TaskState::Failed, Some(137)));
+    assert!(nine.message.contains("killed by signal 9"), "{}", nine.message);
+    let silent = find("silent");
+    assert_eq!(
+        (silent.state, silent.reason),
+        (TaskState::Failed, Some(TaskReason::ExecutorTerminated))
+    );
+    assert!(silent.message.contains("unknown"), "{}", silent.message);
+    assert_eq!(find("stopped").state, TaskState::Killed);
+}

@@ -7,6 +7,7 @@ use crate::config::CgroupsConfig;
 use crate::containerizer::launch::{create_sandbox, spawn};
 use crate::containerizer::supervisor::{ExitReceiver, Isolation, StartedReceiver, Supervisor, signal, wait_for};
 use crate::containerizer::{ContainerError, ContainerId, Containerizer, ExitStatus, UsageProbe};
+use crate::exit_file;
 use agora_proto::{TaskInfo, TaskReason, TaskUsage, Timestamp};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
@@ -50,7 +51,7 @@ impl CgroupsContainerizer {
 
     /// The same on a given hierarchy.
     pub fn with_hierarchy(work_dir: &Path, config: CgroupsConfig, hierarchy: Hierarchy) -> (Self, ExitReceiver) {
-        let (supervisor, exits) = Supervisor::new();
+        let (supervisor, exits) = Supervisor::new(work_dir);
         let containerizer = Self {
             work_dir: work_dir.to_owned(),
             config,
@@ -104,7 +105,7 @@ fn start(
         .create(limits)
         .map_err(|e| ContainerError::Launch(e.to_string()))?;
     let sandbox = create_sandbox(work_dir, id)?;
-    spawn(task, &sandbox, &cgroup.procs_files())
+    spawn(task, &sandbox, &cgroup.procs_files(), &exit_file::path(work_dir, id))
 }
 
 impl Containerizer for CgroupsContainerizer {
