@@ -59,8 +59,11 @@ impl LocalCluster {
         options.containers.apply(&mut agent_config, &options.work_dir)?;
 
         let mut master_config = server_config(options.listen, options.allocation_interval);
-        // Operators' weights and quotas survive a restart with the same work dir.
+        // The registry (weights, quotas, frameworks) survives a restart with the same work dir.
         master_config.work_dir = Some(options.work_dir.join("master"));
+        // The embedded agent keeps no checkpoint, so it registers as a new agent after a
+        // restart: waiting for the old one to come back would only delay offers.
+        master_config.master.recovery_agent_fraction = 0.0;
         let server = server::bind(master_config).await.context("cannot start the master")?;
         let addr = server.local_addr();
         agent_config.masters = vec![addr.to_string()];

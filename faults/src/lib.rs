@@ -26,6 +26,7 @@ use agora_agent::checkpoint::{self, plan_recovery};
 use agora_agent::{
     AgentCore, ContainerId, CoreConfig, Input as AgentInput, Output as AgentOutput, SimulatedContainerizer,
 };
+use agora_master::durable::Records;
 use agora_master::{ConnectionId, Input as MasterInput, Master, MasterConfig, Output as MasterOutput};
 use agora_proto::{
     AgentId, AgentInfo, AgentMessage, Call, Capability, CommandInfo, Event, FrameworkCall, FrameworkInfo,
@@ -321,6 +322,10 @@ struct World {
     rng: StdRng,
     now: Timestamp,
     master: Master,
+    /// What the master's registry holds: its records, written after every
+    /// input (the server writes when its queue drains), recovered by the
+    /// next master at a failover.
+    registry: Records,
     epoch: u64,
     agents: Vec<AgentSlot>,
     frameworks: Vec<FrameworkSlot>,
@@ -395,6 +400,7 @@ impl World {
             chaos_end: start + config.chaos,
             end: start + config.chaos + config.quiet,
             master: Master::new(master_config(1), rng.random()),
+            registry: Records::default(),
             config,
             rng,
             now: start,
@@ -771,6 +777,7 @@ impl World {
                 _ => {}
             }
         }
+        self.registry.apply(self.master.take_durable_changes());
         Ok(())
     }
 
@@ -913,12 +920,13 @@ impl World {
         Ok(())
     }
 
-    /// The leader dies; a new master with an empty state takes over. Every
-    /// stream to the old one breaks.
+    /// The leader dies; a new master takes over, recovering the registry the
+    /// old one wrote. Every stream to the old one breaks.
     fn failover(&mut self) -> Result<(), String> {
         self.report.failovers += 1;
         self.epoch += 1;
         self.master = Master::new(master_config(self.epoch), self.rng.random());
+        self.master.recover(self.now, self.registry.clone());
         let open: Vec<ConnectionId> = self.conns.iter().filter(|(_, c)| c.open).map(|(k, _)| *k).collect();
         for conn in open {
             if let Some(c) = self.conns.get_mut(&conn) {

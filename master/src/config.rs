@@ -35,6 +35,14 @@ pub struct MasterConfig {
     /// `--agent_removal_rate_limit`, e.g. `1/1mins`); agents past their
     /// deadline wait in a queue. Off by default, as in Mesos.
     pub agent_removal_rate_limit: Option<RateLimit>,
+    /// After a restart, allocation waits until this fraction of the agents
+    /// the registry lists have re-registered (Mesos' `AGENT_RECOVERY_FACTOR`,
+    /// 0.8), so that quota and shares are not judged on a cluster that looks
+    /// nearly empty. Clamped to `0..=1`; 0 does not wait.
+    pub recovery_agent_fraction: f64,
+    /// ... or until this long after the restart (Mesos'
+    /// `ALLOCATION_HOLD_OFF_RECOVERY_TIMEOUT`, 10 minutes).
+    pub recovery_timeout: Duration,
 }
 
 /// A number of permits per period, as Mesos writes it: `1/1mins`.
@@ -112,6 +120,8 @@ impl Default for MasterConfig {
             offer_timeout: None,
             agent_unreachable_timeout: Duration::from_secs(15 * 60),
             agent_removal_rate_limit: None,
+            recovery_agent_fraction: 0.8,
+            recovery_timeout: Duration::from_secs(10 * 60),
         }
     }
 }

@@ -121,6 +121,10 @@ pub enum ReservationError {
     /// rebuilt from its report if it comes back.
     #[error("the agent is unreachable")]
     AgentUnreachable,
+    /// The master restarted and the agent has not re-registered since: its
+    /// resources are not known yet.
+    #[error("the agent has not re-registered since the master restarted")]
+    NotReregistered,
     /// Not enough of the resources are free on the agent, even after
     /// rescinding every offer of them: tasks use the rest, or the agent
     /// does not have that much.

@@ -15,11 +15,13 @@
 //!                                Allocator (DRF)
 //! ```
 //!
-//! Not here: the registry and leader election (a later issue), containers
+//! What must survive a restart is reported as records ([`durable`]); the
+//! server keeps them in its registry. Not here: leader election, containers
 //! (the agent crate), and scheduling decisions (frameworks, via the SDK).
 
 pub mod allocator;
 mod config;
+pub mod durable;
 mod error;
 mod io;
 mod master;

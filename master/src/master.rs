@@ -8,6 +8,7 @@
 
 use crate::allocator::{Allocation, Allocator, DrfAllocator, Used};
 use crate::config::MasterConfig;
+use crate::durable::DurableKey;
 use crate::error::{MasterError, ReservationError, ReservationOperation};
 use crate::io::{ConnectionId, Input, Output};
 use crate::state::{AgentStatus, Stats, TaskRecord};
@@ -57,6 +58,12 @@ pub(crate) struct Framework {
     pub(crate) registered_at: Timestamp,
     next_heartbeat: Timestamp,
     failover_deadline: Option<Timestamp>,
+    /// When its stream closed, while it is disconnected (kept in the
+    /// registry, so its failover timeout runs across master restarts).
+    disconnected_at: Option<Timestamp>,
+    /// Known only from an agent's report: its `info` is a placeholder, not
+    /// worth keeping in the registry.
+    from_report: bool,
     pub(crate) tasks: BTreeMap<TaskId, Task>,
     pub(crate) offers: BTreeSet<OfferId>,
 }
@@ -88,6 +95,19 @@ pub(crate) struct Agent {
     /// Its dynamic reservations (RESERVE operations), already part of
     /// `info.resources`; kept when it re-registers.
     pub(crate) reserved: Resources,
+    /// Known from the registry after a master restart and not re-registered
+    /// since: its resources are unknown (it is not in the allocator) and
+    /// `reserved` waits to be re-applied.
+    recovered: bool,
+}
+
+/// An agent declared gone, remembered.
+#[derive(Debug, Default)]
+struct GoneAgent {
+    /// When.
+    at: Timestamp,
+    /// Its tasks declared GONE, with their roles.
+    tasks: BTreeMap<(FrameworkId, TaskId), String>,
 }
 
 /// The master core. See the module documentation.
@@ -118,8 +138,12 @@ pub struct Master {
     next_removal: Timestamp,
     /// Agents unreachable for longer than `agent_unreachable_timeout`, with
     /// the tasks declared GONE, oldest first.
-    gone_agents: BTreeMap<AgentId, BTreeMap<(FrameworkId, TaskId), String>>,
+    gone_agents: BTreeMap<AgentId, GoneAgent>,
     gone_order: VecDeque<AgentId>,
+    /// Records of the registry changed since the driver last took them.
+    durable_dirty: BTreeSet<DurableKey>,
+    /// After a restart, allocation waits for recovered agents to come back.
+    recovery: Option<recovery::Hold>,
     outputs: VecDeque<Output>,
     next_seq: u64,
     allocation_pending: bool,
@@ -155,6 +179,8 @@ impl Master {
             next_removal: Timestamp::ZERO,
             gone_agents: BTreeMap::new(),
             gone_order: VecDeque::new(),
+            durable_dirty: BTreeSet::new(),
+            recovery: None,
             outputs: VecDeque::new(),
             next_seq: 0,
             allocation_pending: false,
@@ -211,8 +237,10 @@ impl Master {
 
     /// When `handle(now, Input::Tick)` should next be called.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let allocation = self.allocation_pending.then_some(self.next_allocation);
-        let filters = self.allocator.next_filter_expiry().map(|t| t.max(self.next_allocation));
+        // While allocation is held after a restart, nothing is due before the hold ends.
+        let earliest = self.next_allocation.max(self.allocation_hold_until());
+        let allocation = self.allocation_pending.then_some(earliest);
+        let filters = self.allocator.next_filter_expiry().map(|t| t.max(earliest));
         let frameworks = self.frameworks.values().flat_map(|f| {
             let heartbeat = f.conn.map(|_| f.next_heartbeat);
             [heartbeat, f.failover_deadline]
@@ -274,6 +302,8 @@ impl Master {
             let min_changed = framework.info.min_allocatable != info.min_allocatable;
             framework.info = info;
             framework.failover_deadline = None;
+            framework.disconnected_at = None;
+            framework.from_report = false;
             framework.next_heartbeat = heartbeat;
             let roles = framework.info.roles.clone();
             if roles_changed {
@@ -303,12 +333,15 @@ impl Master {
                     registered_at: now,
                     next_heartbeat: heartbeat,
                     failover_deadline: None,
+                    disconnected_at: None,
+                    from_report: false,
                     tasks: BTreeMap::new(),
                     offers: BTreeSet::new(),
                 },
             );
         }
         self.framework_conns.insert(conn, framework_id.clone());
+        self.durable_dirty.insert(DurableKey::Framework(framework_id.clone()));
         self.stats.subscriptions += 1;
         self.push(Output::ToFramework {
             conn,
@@ -404,6 +437,7 @@ impl Master {
         }
         info.id = Some(framework_id.clone());
         info.user.clone_from(&framework.info.user);
+        self.durable_dirty.insert(DurableKey::Framework(framework_id.clone()));
         let roles_changed = framework.info.roles != info.roles;
         let constraints_changed = framework.info.offer_constraints != info.offer_constraints;
         let min_changed = framework.info.min_allocatable != info.min_allocatable;
@@ -456,6 +490,8 @@ impl Master {
         framework.conn = None;
         let timeout = framework.info.failover_timeout;
         framework.failover_deadline = Some(now + timeout);
+        framework.disconnected_at = Some(now);
+        self.durable_dirty.insert(DurableKey::Framework(framework_id.clone()));
         let offers: Vec<OfferId> = framework.offers.iter().cloned().collect();
         self.allocator.set_framework_active(&framework_id, false);
         for offer_id in offers {
@@ -471,6 +507,7 @@ impl Master {
         let Some(framework) = self.frameworks.remove(framework_id) else {
             return;
         };
+        self.durable_dirty.insert(DurableKey::Framework(framework_id.clone()));
         if let Some(conn) = framework.conn {
             self.framework_conns.remove(&conn);
             self.push(Output::CloseFramework { conn });
@@ -959,6 +996,7 @@ impl Master {
     /// gain `to` or lose `from`. The allocator is the caller's business.
     fn rekey_agent(&mut self, agent_id: &AgentId, from: &Resources, to: &Resources, reserve: bool) {
         if let Some(agent) = self.agents.get_mut(agent_id) {
+            self.durable_dirty.insert(DurableKey::Agent(agent_id.clone()));
             agent.info.resources = agent.info.resources.clone() - from + to;
             if reserve {
                 agent.reserved += to;
@@ -1127,6 +1165,11 @@ impl Master {
                     Some(task) => self.reconciliation_status(now, task),
                     None => {
                         let (state, message) = match agent_id.as_ref().and_then(|a| self.agents.get(a)) {
+                            // Not back yet after a master restart: its tasks are
+                            // unknown until it re-registers (or is declared
+                            // unreachable); no answer, the framework asks again,
+                            // as Mesos does for agents it is recovering.
+                            Some(agent) if agent.recovered && agent.status != AgentStatus::Unreachable => continue,
                             Some(agent) if agent.status == AgentStatus::Unreachable => {
                                 (TaskState::Unreachable, "Task is unknown and its agent is unreachable")
                             }
@@ -1274,8 +1317,13 @@ impl Master {
 
         // Tasks no framework expects any more: declared GONE while the agent
         // was away too long, or still orphaned from an earlier registration.
-        let mut orphaned: BTreeMap<(FrameworkId, TaskId), String> =
-            self.gone_agents.remove(&agent_id).unwrap_or_default();
+        let mut orphaned: BTreeMap<(FrameworkId, TaskId), String> = match self.gone_agents.remove(&agent_id) {
+            Some(gone) => {
+                self.durable_dirty.insert(DurableKey::Gone(agent_id.clone()));
+                gone.tasks
+            }
+            None => BTreeMap::new(),
+        };
         if let Some(previous) = &previous {
             orphaned.extend(previous.orphans.iter().map(|(k, (role, _))| (k.clone(), role.clone())));
         }
@@ -1341,6 +1389,8 @@ impl Master {
                     registered_at: now,
                     next_heartbeat: now,
                     failover_deadline: Some(now + UNKNOWN_FRAMEWORK_TIMEOUT),
+                    disconnected_at: None,
+                    from_report: true,
                     tasks: BTreeMap::new(),
                     offers: BTreeSet::new(),
                 }
@@ -1420,8 +1470,11 @@ impl Master {
                 offers: BTreeSet::new(),
                 tasks,
                 reserved,
+                recovered: false,
             },
         );
+        self.durable_dirty.insert(DurableKey::Agent(agent_id.clone()));
+        self.agent_back(&agent_id);
         self.stats.agent_registrations += 1;
         self.push(Output::ToAgent {
             conn,
@@ -1658,6 +1711,8 @@ impl Master {
         let Some(agent) = self.agents.remove(agent_id) else {
             return;
         };
+        self.durable_dirty.insert(DurableKey::Agent(agent_id.clone()));
+        self.durable_dirty.insert(DurableKey::Gone(agent_id.clone()));
         let mut gone: BTreeMap<(FrameworkId, TaskId), String> =
             agent.orphans.into_iter().map(|(k, (role, _))| (k, role)).collect();
         for (framework_id, task_id) in agent.tasks {
@@ -1687,12 +1742,20 @@ impl Master {
             self.complete(task);
         }
         self.stats.agents_gone += 1;
-        self.gone_agents.insert(agent_id.clone(), gone);
+        self.gone_agents
+            .insert(agent_id.clone(), GoneAgent { at: now, tasks: gone });
         self.gone_order.push_back(agent_id.clone());
+        self.forget_oldest_gone();
+    }
+
+    /// Keeps at most [`MAX_GONE_AGENTS`] gone agents, forgetting the oldest.
+    fn forget_oldest_gone(&mut self) {
         while self.gone_agents.len() > MAX_GONE_AGENTS
             && let Some(oldest) = self.gone_order.pop_front()
         {
-            self.gone_agents.remove(&oldest);
+            if self.gone_agents.remove(&oldest).is_some() {
+                self.durable_dirty.insert(DurableKey::Gone(oldest));
+            }
         }
     }
 
@@ -1866,6 +1929,10 @@ impl Master {
         if agent.status == AgentStatus::Unreachable {
             return Err(refuse(ReservationError::AgentUnreachable));
         }
+        // A recovered agent's resources are unknown until it re-registers.
+        if agent.recovered {
+            return Err(refuse(ReservationError::NotReregistered));
+        }
         if !reserve {
             check_dynamic(agent, &resources).map_err(refuse)?;
         }
@@ -2012,7 +2079,7 @@ impl Master {
         }
 
         let filters_expired = self.allocator.next_filter_expiry().is_some_and(|t| t <= now);
-        if (self.allocation_pending || filters_expired) && self.next_allocation <= now {
+        if (self.allocation_pending || filters_expired) && self.next_allocation <= now && !self.allocation_held(now) {
             self.allocate(now);
         }
     }
@@ -2167,6 +2234,8 @@ fn keys(resources: &Resources) -> BTreeSet<ResourceKey> {
         .collect()
 }
 
+mod recovery;
+
 #[cfg(test)]
 mod tests;
 
@@ -2175,3 +2244,6 @@ mod proptests;
 
 #[cfg(test)]
 mod partition_tests;
+
+#[cfg(test)]
+mod recovery_tests;

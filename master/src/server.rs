@@ -99,6 +99,10 @@ pub enum ServerError {
     /// Serving connections failed.
     #[error("serving connections failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// A registry write was refused because this master is no longer the
+    /// leader: it stopped serving (the process should exit).
+    #[error("this master lost its leadership and stopped serving: {0}")]
+    Deposed(#[source] registry::RegistryError),
     /// The core loop ended before shutdown was asked for (a bug in the core:
     /// it panicked). The server shut down.
     #[error("the master core loop stopped unexpectedly: {0}")]
@@ -147,6 +151,9 @@ pub async fn bind(config: ServerConfig) -> Result<MasterServer, ServerError> {
     core_loop
         .restore(stored)
         .map_err(|e| ServerError::Registry(format!("the master refused what it holds: {e}")))?;
+    core_loop
+        .write_restored()
+        .map_err(|e| ServerError::Registry(e.to_string()))?;
     let router = router(&core, prometheus, mesos_master);
     tracing::info!(%local_addr, "master listening");
     Ok(MasterServer {
@@ -231,7 +238,7 @@ impl MasterServer {
         let mut serving = pin!(serving);
         let mut shutdown = pin!(shutdown);
 
-        let mut core_ended: Option<Result<(), JoinError>> = None;
+        let mut core_ended: Option<Result<Result<(), registry::RegistryError>, JoinError>> = None;
         let mut serve_result: Option<std::io::Result<()>> = None;
         tokio::select! {
             () = &mut shutdown => tracing::info!(%local_addr, "shutting down"),
@@ -256,10 +263,11 @@ impl MasterServer {
         };
         match (core_result, core_was_running) {
             (Err(error), _) => Err(ServerError::CoreStopped(describe_join_error(error))),
-            (Ok(()), false) => Err(ServerError::CoreStopped(
+            (Ok(Err(error)), _) => Err(ServerError::Deposed(error)),
+            (Ok(Ok(())), false) => Err(ServerError::CoreStopped(
                 "it returned without being asked to".to_owned(),
             )),
-            (Ok(()), true) => serve_result.unwrap_or(Ok(())).map_err(ServerError::Serve),
+            (Ok(Ok(())), true) => serve_result.unwrap_or(Ok(())).map_err(ServerError::Serve),
         }
     }
 }

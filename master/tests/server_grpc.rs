@@ -792,3 +792,165 @@ async fn weights_and_quotas_survive_a_restart_with_the_same_work_dir() {
     server.stop().await.expect("clean stop");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A master restarted on the same work dir recovers its registry: a
+/// framework's failover timeout counts from its disconnection before the
+/// restart, a dynamic reservation is back when its agent re-registers, and a
+/// gone agent is still gone.
+#[tokio::test]
+#[allow(clippy::disallowed_methods)] // a black-box test of a real server measures real time
+async fn a_restarted_master_keeps_failover_deadlines_reservations_and_gone_agents() {
+    let dir = work_dir("recovery");
+    let config = || {
+        let mut config = ServerConfig {
+            work_dir: Some(dir.clone()),
+            ..support::config()
+        };
+        // An agent that stops answering is unreachable after 5 × 100 ms, gone 200 ms later.
+        config.master.agent_ping_interval = Duration::from_millis(100);
+        config.master.agent_unreachable_timeout = Duration::from_millis(200);
+        config
+    };
+    let server = TestServer::start_with(config()).await;
+
+    // An agent goes away for good.
+    let mut gone = Agent::attach(&server).await;
+    let gone_id = gone.register(agent_info("gone")).await;
+    drop(gone);
+    soon("the agent to be gone", async {
+        while server
+            .state()
+            .await
+            .agents
+            .iter()
+            .any(|a| a.id.as_ref() == Some(&gone_id))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // An agent with a reservation, and a framework that disconnects.
+    let mut agent = Agent::attach(&server).await;
+    let agent_id = agent.register(agent_info("kept")).await;
+    let reserved = |name: &str, value: f64| pb::Resource {
+        reservation: "ads".to_owned(),
+        ..scalar(name, value)
+    };
+    server
+        .operator()
+        .await
+        .reserve_resources(pb::ReserveResourcesRequest {
+            agent_id: Some(agent_id.clone()),
+            resources: vec![reserved("cpus", 1.0)],
+        })
+        .await
+        .expect("reserve");
+    let failover = Duration::from_millis(1500);
+    let leaving = Framework::subscribe(
+        &server,
+        pb::FrameworkInfo {
+            failover_timeout_seconds: failover.as_secs_f64(),
+            ..framework_info("leaving")
+        },
+    )
+    .await;
+    let leaving_id = leaving.id.clone();
+    drop(leaving);
+    let disconnected = std::time::Instant::now();
+    soon("the framework to be disconnected", async {
+        while server.state().await.frameworks.iter().any(|f| f.connected) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // The master is down for two thirds of the failover timeout.
+    server.stop().await.expect("clean stop");
+    drop(agent);
+    tokio::time::sleep(failover * 2 / 3).await;
+
+    let server = TestServer::start_with(config()).await;
+    let state = server.state().await;
+    assert!(
+        state
+            .frameworks
+            .iter()
+            .any(|f| f.id.as_ref() == Some(&leaving_id) && !f.connected),
+        "the framework is recovered, disconnected: {state:?}"
+    );
+    assert!(
+        state
+            .agents
+            .iter()
+            .any(|a| a.id.as_ref() == Some(&agent_id) && !a.active),
+        "the agent is expected back: {state:?}"
+    );
+    assert!(!state.agents.iter().any(|a| a.id.as_ref() == Some(&gone_id)));
+
+    // The agent comes back: its reservation is applied again.
+    let mut agent = Agent::attach(&server).await;
+    agent
+        .send(ToMaster::Register(pb::RegisterAgent {
+            agent_info: Some(agent_info("kept")),
+            agent_id: Some(agent_id.clone()),
+            tasks: vec![],
+        }))
+        .await;
+    assert!(matches!(agent.next().await, Some(ToAgent::Registered(_))));
+    let state = server.state().await;
+    let total = &state
+        .agents
+        .iter()
+        .find(|a| a.id.as_ref() == Some(&agent_id))
+        .expect("the agent")
+        .total;
+    assert!(total.contains(&reserved("cpus", 1.0)), "{total:?}");
+    assert!(total.contains(&scalar("cpus", 3.0)), "{total:?}");
+
+    // A partition-aware framework asks about a task on the gone agent: GONE.
+    let mut info = framework_info("asking");
+    info.capabilities = vec![pb::FrameworkCapability::PartitionAware as i32];
+    let mut asking = Framework::subscribe(&server, info).await;
+    server
+        .scheduler()
+        .await
+        .reconcile(pb::ReconcileRequest {
+            framework_id: Some(asking.id.clone()),
+            tasks: vec![pb::ReconcileTask {
+                task_id: Some(pb::TaskId { value: "t".to_owned() }),
+                agent_id: Some(gone_id.clone()),
+            }],
+        })
+        .await
+        .expect("reconcile");
+    loop {
+        if let Event::Update(update) = asking.next().await {
+            let status = update.status.expect("a status");
+            assert_eq!(status.state, pb::TaskState::TaskGone as i32, "{status:?}");
+            break;
+        }
+    }
+
+    // The leaving framework's timeout ran from its disconnection before the
+    // restart, not from the restart.
+    soon("the framework's failover timeout", async {
+        while server
+            .state()
+            .await
+            .frameworks
+            .iter()
+            .any(|f| f.id.as_ref() == Some(&leaving_id))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let removed_after = disconnected.elapsed();
+    assert!(
+        removed_after < failover + failover / 3,
+        "removed {removed_after:?} after it disconnected (timeout {failover:?})"
+    );
+    assert!(removed_after >= failover, "removed too early: {removed_after:?}");
+    server.stop().await.expect("clean stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -47,10 +47,27 @@ pub(crate) struct MasterArgs {
     /// `--agent_removal_rate_limit` (e.g. `1/1mins`; default: no limit).
     #[arg(long)]
     agent_removal_rate_limit: Option<RateLimit>,
-    /// Where the registry file keeps operators' role weights and quotas
-    /// across restarts (default: nothing is kept; a restart forgets them).
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
+    /// Where the registry (`registry.json`) keeps what survives a restart: admitted agents
+    /// and their dynamic reservations, frameworks and their failover timeouts, gone agents,
+    /// operators' role weights and quotas. Created if missing. A master restarted with the same
+    /// work dir expects those agents and frameworks back.
+    #[arg(long, default_value = "/var/lib/agora/master")]
+    work_dir: PathBuf,
+    /// After a restart, offers wait until this fraction of the agents in the registry have
+    /// re-registered (or `--recovery-timeout` passed), so quota and shares are not judged on a
+    /// cluster that looks nearly empty.
+    #[arg(long, default_value_t = 0.8, value_parser = parse_fraction)]
+    recovery_agent_fraction: f64,
+    /// The longest offers wait after a restart for agents to re-register.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    recovery_timeout: Duration,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("expected a fraction between 0 and 1, got {s:?}")),
+    }
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -91,7 +108,9 @@ pub(crate) async fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     config.master.offer_timeout = args.offer_timeout;
     config.master.agent_unreachable_timeout = args.agent_unreachable_timeout;
     config.master.agent_removal_rate_limit = args.agent_removal_rate_limit;
-    config.work_dir = args.work_dir;
+    config.master.recovery_agent_fraction = args.recovery_agent_fraction;
+    config.master.recovery_timeout = args.recovery_timeout;
+    config.work_dir = Some(args.work_dir);
     if let Some(seed) = args.seed {
         config.seed = seed;
     }

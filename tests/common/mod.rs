@@ -54,6 +54,9 @@ pub fn start_master(extra: &[&str]) -> (Proc, SocketAddr) {
             "--master-id",
             "test",
         ])
+        // Not the default /var/lib/agora/master: each master its own, empty registry.
+        .arg("--work-dir")
+        .arg(temp_dir("master"))
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

@@ -85,6 +85,9 @@ pub(crate) struct Metrics {
     active_filters: Gauge,
     /// One counter per field of `Stats`, made when first seen.
     counters: BTreeMap<String, Counter>,
+    /// Batches written to the registry, and the entries they held.
+    registry_writes: Counter,
+    registry_entries: Counter,
     samples_since_upkeep: u32,
 }
 
@@ -158,6 +161,20 @@ impl Metrics {
                     metrics::gauge!("agora_master_active_filters"),
                 )
             });
+        let (registry_writes, registry_entries) = metrics::with_local_recorder(&recorder, || {
+            metrics::describe_counter!(
+                "agora_master_registry_writes",
+                "Batches of the master's records written to the registry"
+            );
+            metrics::describe_counter!(
+                "agora_master_registry_entries_written",
+                "Records written (or deleted) in those batches"
+            );
+            (
+                metrics::counter!("agora_master_registry_writes"),
+                metrics::counter!("agora_master_registry_entries_written"),
+            )
+        });
         let [frameworks_connected, frameworks_disconnected] = frameworks;
         Ok(Self {
             recorder,
@@ -169,6 +186,8 @@ impl Metrics {
             outstanding_offers,
             active_filters,
             counters: BTreeMap::new(),
+            registry_writes,
+            registry_entries,
             samples_since_upkeep: 0,
         })
     }
@@ -186,6 +205,12 @@ impl Metrics {
             self.samples_since_upkeep = 0;
             self.recorder.handle().run_upkeep();
         }
+    }
+
+    /// Counts a batch of `entries` written to the registry.
+    pub(crate) fn registry_write(&self, entries: usize) {
+        self.registry_writes.increment(1);
+        self.registry_entries.increment(entries as u64);
     }
 
     /// Copies the core's counters, current sizes and shares (as of `now`)

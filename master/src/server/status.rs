@@ -63,6 +63,7 @@ impl From<ServiceError> for Status {
                     | ReservationError::InvalidRole(_) => Self::invalid_argument(message),
                     // Well formed, but the agent's state does not allow it.
                     ReservationError::AgentUnreachable
+                    | ReservationError::NotReregistered
                     | ReservationError::NotAvailable { .. }
                     | ReservationError::StaticReservation(_)
                     | ReservationError::NotDynamicallyReserved { .. } => Self::failed_precondition(message),

@@ -7,12 +7,15 @@
 //! change of state into the few entries that changed, so a write costs what
 //! changed, not the whole registry (one key per agent or framework in etcd).
 //!
-//! Today the state holds role weights and quotas (key `roles`).
+//! Keys: `roles` (operators' weights and quotas), and one entry per record
+//! of the master core (`crate::durable`): `agents/<id>`, `frameworks/<id>`,
+//! `gone/<id>`.
 
 mod file;
 
 pub use file::{FILE_NAME, FileRegistry};
 
+use crate::durable::{DurableChange, Records};
 use agora_proto::{QuotaLimit, RoleQuota};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -79,12 +82,18 @@ pub trait Registry: std::fmt::Debug + Send {
 
 /// The key of the roles entry (weights and quotas).
 const ROLES: &str = "roles";
+/// Key prefixes of the core's records, each followed by the object's id.
+const AGENTS: &str = "agents/";
+const FRAMEWORKS: &str = "frameworks/";
+const GONE: &str = "gone/";
 
 /// What the registry holds, typed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RegistryState {
     /// Role weights and quotas set by an operator.
     pub roles: StoredRoles,
+    /// The master core's records: agents, frameworks, gone agents.
+    pub records: Records,
 }
 
 /// Role weights and quotas as stored.
@@ -139,15 +148,34 @@ impl RegistryState {
     pub fn from_entries(entries: BTreeMap<String, Value>, where_: &str) -> Result<Self, RegistryError> {
         let mut state = Self::default();
         for (key, value) in entries {
-            match key.as_str() {
-                ROLES => state.roles = serde_json::from_value(value).map_err(|e| corrupt(where_, &key, e))?,
-                _ => return Err(corrupt(where_, &key, "unknown entry (written by a newer master?)")),
+            let decode_err = |e: serde_json::Error| corrupt(where_, &key, e);
+            let records = &mut state.records;
+            if key == ROLES {
+                state.roles = serde_json::from_value(value).map_err(decode_err)?;
+            } else if let Some(id) = key.strip_prefix(AGENTS) {
+                let record: crate::durable::AgentRecord = serde_json::from_value(value).map_err(decode_err)?;
+                check_id(where_, &key, id, record.id.as_str())?;
+                records.agents.insert(record.id.clone(), record);
+            } else if let Some(id) = key.strip_prefix(FRAMEWORKS) {
+                let record: crate::durable::FrameworkRecord = serde_json::from_value(value).map_err(decode_err)?;
+                let Some(framework_id) = record.info.id.clone() else {
+                    return Err(corrupt(where_, &key, "the framework has no id"));
+                };
+                check_id(where_, &key, id, framework_id.as_str())?;
+                records.frameworks.insert(framework_id, record);
+            } else if let Some(id) = key.strip_prefix(GONE) {
+                let record: crate::durable::GoneRecord = serde_json::from_value(value).map_err(decode_err)?;
+                check_id(where_, &key, id, record.id.as_str())?;
+                records.gone.insert(record.id.clone(), record);
+            } else {
+                return Err(corrupt(where_, &key, "unknown entry (written by a newer master?)"));
             }
         }
         Ok(state)
     }
 
-    /// The changes that turn `self` into `next`, entry by entry.
+    /// The changes that turn `self`'s roles into `next`'s (records change
+    /// through [`durable_change`]).
     pub fn changes_to(&self, next: &Self) -> Result<Vec<Change>, RegistryError> {
         let mut changes = Vec::new();
         if self.roles != next.roles {
@@ -160,6 +188,37 @@ impl RegistryState {
             });
         }
         Ok(changes)
+    }
+}
+
+/// The entry a change of the core's records writes or deletes.
+pub fn durable_change(change: &DurableChange) -> Result<Change, RegistryError> {
+    let (key, value) = match change {
+        DurableChange::Agent(id, record) => {
+            let key = format!("{AGENTS}{id}");
+            let value = record.as_ref().map(|r| encode(&key, r)).transpose()?;
+            (key, value)
+        }
+        DurableChange::Framework(id, record) => {
+            let key = format!("{FRAMEWORKS}{id}");
+            let value = record.as_ref().map(|r| encode(&key, r)).transpose()?;
+            (key, value)
+        }
+        DurableChange::Gone(id, record) => {
+            let key = format!("{GONE}{id}");
+            let value = record.as_ref().map(|r| encode(&key, r)).transpose()?;
+            (key, value)
+        }
+    };
+    Ok(Change { key, value })
+}
+
+/// A record must be stored under its own id.
+fn check_id(where_: &str, key: &str, in_key: &str, in_record: &str) -> Result<(), RegistryError> {
+    if in_key == in_record {
+        Ok(())
+    } else {
+        Err(corrupt(where_, key, format!("the record is of {in_record}")))
     }
 }
 
@@ -191,6 +250,7 @@ mod tests {
                 &[("web".to_owned(), 2.5)].into_iter().collect(),
                 [("web".to_owned(), Some(limit.clone()), Some(limit))],
             ),
+            records: Records::default(),
         }
     }
 
@@ -223,5 +283,65 @@ mod tests {
             .collect();
         let err = RegistryState::from_entries(malformed, "here").unwrap_err().to_string();
         assert!(err.contains("here is corrupt") && err.contains("entry roles"), "{err}");
+    }
+
+    #[test]
+    fn records_roundtrip_through_one_entry_each() {
+        use crate::durable::{AgentRecord, FrameworkRecord, GoneRecord, GoneTask};
+        use agora_proto::{AgentId, FrameworkId, FrameworkInfo, TaskId, Timestamp};
+        let agent_id = AgentId::new("a-1").unwrap();
+        let framework_id = FrameworkId::new("f-1").unwrap();
+        let mut info = FrameworkInfo::new("f");
+        info.id = Some(framework_id.clone());
+        info.failover_timeout = std::time::Duration::from_secs(600);
+        let changes = [
+            DurableChange::Agent(
+                agent_id.clone(),
+                Some(AgentRecord {
+                    id: agent_id.clone(),
+                    hostname: "h".to_owned(),
+                    reserved: "cpus(web):2".parse().unwrap(),
+                }),
+            ),
+            DurableChange::Framework(
+                framework_id.clone(),
+                Some(FrameworkRecord {
+                    info,
+                    registered_at: Timestamp::from_secs(1),
+                    disconnected_at: Some(Timestamp::from_secs(2)),
+                }),
+            ),
+            DurableChange::Gone(
+                agent_id.clone(),
+                Some(GoneRecord {
+                    id: agent_id.clone(),
+                    at: Timestamp::from_secs(3),
+                    tasks: vec![GoneTask {
+                        framework_id,
+                        task_id: TaskId::new("t").unwrap(),
+                        role: "web".to_owned(),
+                    }],
+                }),
+            ),
+        ];
+        let entries: BTreeMap<_, _> = changes
+            .iter()
+            .map(|c| durable_change(c).unwrap())
+            .map(|c| (c.key, c.value.unwrap()))
+            .collect();
+        assert_eq!(
+            entries.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["agents/a-1", "frameworks/f-1", "gone/a-1"]
+        );
+        let state = RegistryState::from_entries(entries.clone(), "test").unwrap();
+        let mut expected = Records::default();
+        expected.apply(changes.clone());
+        assert_eq!(state.records, expected);
+        // A record under another object's key is refused.
+        let mut moved = entries;
+        let value = moved.remove("agents/a-1").unwrap();
+        moved.insert("agents/a-2".to_owned(), value);
+        let err = RegistryState::from_entries(moved, "test").unwrap_err().to_string();
+        assert!(err.contains("entry agents/a-2: the record is of a-1"), "{err}");
     }
 }
