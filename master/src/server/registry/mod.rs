@@ -9,8 +9,12 @@
 //!
 //! Today the state holds role weights and quotas (key `roles`).
 
+#[cfg(feature = "etcd")]
+mod etcd;
 mod file;
 
+#[cfg(feature = "etcd")]
+pub use etcd::{DEFAULT_MAX_TXN_OPS, DEFAULT_TIMEOUT, EtcdRegistry, EtcdRegistryConfig};
 pub use file::{FILE_NAME, FileRegistry};
 
 use agora_proto::{QuotaLimit, RoleQuota};
