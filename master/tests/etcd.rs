@@ -305,7 +305,13 @@ async fn one_master_leads_the_other_points_at_it_and_takes_over_with_the_registr
     let leader_addr = masters[leader].addr.to_string();
     assert!(!masters[standby].leads().await, "exactly one leads");
 
-    // The standby: gRPC names the leader, HTTP redirects there, /health says so.
+    // The standby: /health names the leader (once it has looked), gRPC
+    // names it too, HTTP redirects there.
+    let expected = (200, format!("standby; leader: {leader_addr}\n"));
+    eventually("the standby to name the leader", Duration::from_secs(5), async || {
+        (http_get(masters[standby].addr, "/health").await == expected).then_some(())
+    })
+    .await;
     let refusal = masters[standby]
         .operator()
         .await
@@ -324,10 +330,6 @@ async fn one_master_leads_the_other_points_at_it_and_takes_over_with_the_registr
             "{path}"
         );
     }
-    assert_eq!(
-        http_get(masters[standby].addr, "/health").await,
-        (200, format!("standby; leader: {leader_addr}\n"))
-    );
 
     // The leader keeps an operator's weight in etcd.
     masters[leader]

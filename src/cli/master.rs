@@ -1,7 +1,7 @@
 //! `agora master`: the master server in the foreground.
 
 use crate::signal::shutdown_signal;
-use agora_master::server::{self, ServerConfig};
+use agora_master::server::{self, EtcdConfig, ServerConfig};
 use agora_master::{MasterConfig, Policy, RateLimit};
 use anyhow::Context;
 use std::io::Write;
@@ -51,6 +51,23 @@ pub(crate) struct MasterArgs {
     /// across restarts (default: nothing is kept; a restart forgets them).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// etcd client URLs (`http://host:2379`, comma-separated): run as one of
+    /// several masters. The one elected through an etcd lease leads, with the
+    /// registry in etcd (instead of `--work-dir`); the others answer every
+    /// call with the leader's address. Needs a build with `--features etcd`.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    etcd: Vec<String>,
+    /// The `host:port` other masters send callers to while this one leads
+    /// (default: the bound address; required when listening on 0.0.0.0).
+    #[arg(long, requires = "etcd")]
+    advertise: Option<String>,
+    /// The leader lease's TTL: a leader that dies is replaced this long after
+    /// its last renewal (whole seconds).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    leader_ttl: Duration,
+    /// Prefix of every etcd key this cluster of masters uses.
+    #[arg(long, default_value = EtcdConfig::DEFAULT_PREFIX)]
+    etcd_prefix: String,
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -77,6 +94,7 @@ pub(crate) fn server_config(listen: SocketAddr, allocation_interval: Duration) -
         },
         seed: started,
         work_dir: None,
+        etcd: None,
     }
 }
 
@@ -92,6 +110,23 @@ pub(crate) async fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     config.master.agent_unreachable_timeout = args.agent_unreachable_timeout;
     config.master.agent_removal_rate_limit = args.agent_removal_rate_limit;
     config.work_dir = args.work_dir;
+    if !args.etcd.is_empty() {
+        if args.advertise.is_none() && args.listen.ip().is_unspecified() {
+            anyhow::bail!(
+                "--advertise HOST:PORT is needed with --etcd when listening on {}: other masters send callers there",
+                args.listen
+            );
+        }
+        if config.work_dir.is_some() {
+            tracing::warn!("--work-dir: the registry lives in etcd with --etcd; the file registry is not used");
+        }
+        config.etcd = Some(EtcdConfig {
+            endpoints: args.etcd,
+            advertise: args.advertise,
+            leader_ttl: args.leader_ttl,
+            prefix: args.etcd_prefix,
+        });
+    }
     if let Some(seed) = args.seed {
         config.seed = seed;
     }

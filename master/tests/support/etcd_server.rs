@@ -120,6 +120,32 @@ impl EtcdServer {
         response.contains("\"health\":\"true\"")
     }
 
+    /// Deletes `key` through etcd's JSON gateway (no `etcdctl` in Debian's
+    /// etcd-server package); returns how many keys were deleted.
+    pub fn delete(&self, key: &str) -> u64 {
+        let body = format!("{{\"key\":\"{}\"}}", base64(key.as_bytes()));
+        let mut stream = TcpStream::connect(self.client).expect("connect to etcd");
+        let request = format!(
+            "POST /v3/kv/deleterange HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.client,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("write to etcd");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read from etcd");
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "etcd refused the delete: {response}"
+        );
+        // `"deleted":"1"` (int64 travels as a string in JSON); absent when 0.
+        response
+            .split("\"deleted\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default()
     }
@@ -131,4 +157,22 @@ impl Drop for EtcdServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Standard base64 with padding (the gateway's encoding of bytes).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
