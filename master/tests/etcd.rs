@@ -2,6 +2,7 @@
 //! etcd (Debian's `etcd-server`; the tests fail if it is missing).
 
 #![cfg(feature = "etcd")]
+#![allow(clippy::disallowed_methods)] // black-box tests wait and measure in wall-clock time
 
 #[path = "support/etcd_server.rs"]
 mod etcd_server;

@@ -3,7 +3,7 @@
 //! Shared by `master/tests/etcd.rs` and the root crate's `tests/master_ha.rs`
 //! (included with `#[path]`).
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::disallowed_methods)] // waits for a real process in wall-clock time
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
