@@ -199,7 +199,9 @@ struct Worker {
 
 impl Worker {
     async fn serve(mut self, incoming: mpsc::Receiver<Request>) {
-        // Blocking on the std channel is fine: this thread runs nothing else.
+        // Blocking on the std channel is fine: this thread serves nothing
+        // else. The client's background tasks (connection upkeep) pause
+        // between requests and catch up during the next one.
         while let Ok(request) = incoming.recv() {
             match request {
                 Request::Load(fence, reply) => {
@@ -214,8 +216,8 @@ impl Worker {
         }
     }
 
-    /// Runs `op` with a connected client and the request timeout (per
-    /// etcd request, and for the whole operation a few times that).
+    /// Runs `op` with a connected client (connecting first if needed). Every
+    /// etcd request of `op` times out after the configured timeout.
     async fn timed<T, F>(&mut self, op: impl FnOnce(KvClient, EtcdRegistryConfig) -> F) -> Result<T, RegistryError>
     where
         F: Future<Output = Result<T, RegistryError>>,
