@@ -23,12 +23,16 @@
 mod agent_link;
 mod cluster_events;
 mod core_loop;
+#[cfg(feature = "etcd")]
+pub mod election;
 mod http;
 mod mesos;
 mod metrics;
 mod operator;
 pub mod registry;
 mod scheduler;
+#[cfg(feature = "etcd")]
+mod standby;
 mod status;
 
 use crate::{Master, MasterConfig};
@@ -64,6 +68,43 @@ pub struct ServerConfig {
     /// The master's work directory, where the registry file keeps operators'
     /// role weights and quotas across restarts; `None` keeps them in memory.
     pub work_dir: Option<std::path::PathBuf>,
+    /// Several masters on etcd (leader election, the registry in etcd,
+    /// standby answers); `None`: this master alone, with the file registry
+    /// in `work_dir` or none. Needs the `etcd` feature.
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// How a master among several reaches etcd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdConfig {
+    /// etcd's client URLs (`http://host:2379`).
+    pub endpoints: Vec<String>,
+    /// The address (`host:port`) standbys send callers to while this master
+    /// leads; default: the bound address.
+    pub advertise: Option<String>,
+    /// The leader lease's TTL: a leader that dies is replaced about this long
+    /// after its last renewal.
+    pub leader_ttl: Duration,
+    /// Every key lives under this prefix (`<prefix>/leader`,
+    /// `<prefix>/registry/...`), so clusters can share an etcd.
+    pub prefix: String,
+}
+
+impl EtcdConfig {
+    /// The default leader TTL: a few seconds, as Mesos' ZooKeeper session.
+    pub const DEFAULT_LEADER_TTL: Duration = Duration::from_secs(5);
+    /// The default key prefix.
+    pub const DEFAULT_PREFIX: &str = "/agora";
+
+    /// `endpoints` with the default TTL and prefix.
+    pub fn new(endpoints: Vec<String>) -> Self {
+        Self {
+            endpoints,
+            advertise: None,
+            leader_ttl: Self::DEFAULT_LEADER_TTL,
+            prefix: Self::DEFAULT_PREFIX.to_owned(),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -73,6 +114,7 @@ impl Default for ServerConfig {
             master: MasterConfig::default(),
             seed: 0,
             work_dir: None,
+            etcd: None,
         }
     }
 }
@@ -99,10 +141,13 @@ pub enum ServerError {
     /// Serving connections failed.
     #[error("serving connections failed: {0}")]
     Serve(#[source] std::io::Error),
-    /// A registry write was refused because this master is no longer the
-    /// leader: it stopped serving (the process should exit).
-    #[error("this master lost its leadership and stopped serving: {0}")]
-    Deposed(#[source] registry::RegistryError),
+    /// This master led and lost the leadership (its lease expired, its key
+    /// was deleted): it stopped serving at once. Restart it as a standby.
+    #[error("this master lost the leadership: {0}")]
+    Deposed(String),
+    /// `etcd` is set but this build has no etcd support.
+    #[error("this build has no etcd support; rebuild with `--features etcd` (needs protoc)")]
+    EtcdNotBuilt,
     /// The core loop ended before shutdown was asked for (a bug in the core:
     /// it panicked). The server shut down.
     #[error("the master core loop stopped unexpectedly: {0}")]
@@ -117,7 +162,16 @@ pub struct MasterServer {
     core: CoreHandle,
     core_loop: CoreLoop,
     router: axum::Router,
+    /// With `--etcd`: the election and standby state; the core loop runs
+    /// only once elected.
+    ha: Option<Ha>,
 }
+
+#[cfg(feature = "etcd")]
+use standby::Ha;
+/// Without the `etcd` feature there is never an HA part.
+#[cfg(not(feature = "etcd"))]
+type Ha = std::convert::Infallible;
 
 /// Binds the listening socket and builds the master core; nothing is served
 /// until [`MasterServer::run`].
@@ -135,18 +189,7 @@ pub async fn bind(config: ServerConfig) -> Result<MasterServer, ServerError> {
         id: config.master.master_id.clone(),
         addr: local_addr,
     };
-    use registry::Registry as _;
-    let (registry, stored) = match &config.work_dir {
-        Some(dir) => {
-            let mut file = registry::FileRegistry::open(dir).map_err(|e| ServerError::Registry(e.to_string()))?;
-            let entries = file.load().map_err(|e| ServerError::Registry(e.to_string()))?;
-            let where_ = file.path().display().to_string();
-            let stored = registry::RegistryState::from_entries(entries, &where_)
-                .map_err(|e| ServerError::Registry(e.to_string()))?;
-            (Some(Box::new(file) as Box<dyn registry::Registry>), stored)
-        }
-        None => (None, registry::RegistryState::default()),
-    };
+    let (registry, stored, ha) = open_registry(&config, local_addr)?;
     let (core, mut core_loop) = core_loop::new(Master::new(config.master, config.seed), metrics, registry);
     core_loop
         .restore(stored)
@@ -155,6 +198,11 @@ pub async fn bind(config: ServerConfig) -> Result<MasterServer, ServerError> {
         .write_restored()
         .map_err(|e| ServerError::Registry(e.to_string()))?;
     let router = router(&core, prometheus, mesos_master);
+    #[cfg(feature = "etcd")]
+    let router = match &ha {
+        Some(ha) => standby::guarded(router, ha.gate()),
+        None => router,
+    };
     tracing::info!(%local_addr, "master listening");
     Ok(MasterServer {
         listener,
@@ -162,7 +210,39 @@ pub async fn bind(config: ServerConfig) -> Result<MasterServer, ServerError> {
         core,
         core_loop,
         router,
+        ha,
     })
+}
+
+/// The registry the core loop writes through, what it holds now, and with
+/// etcd the HA part.
+type Opened = (Option<Box<dyn registry::Registry>>, registry::RegistryState, Option<Ha>);
+
+/// Opens the registry. With etcd it is read only once elected
+/// (`standby.rs`), so nothing is restored here.
+fn open_registry(config: &ServerConfig, local_addr: SocketAddr) -> Result<Opened, ServerError> {
+    use registry::Registry as _;
+    if let Some(etcd) = &config.etcd {
+        #[cfg(feature = "etcd")]
+        {
+            let ha = standby::setup(etcd, local_addr)?;
+            return Ok((Some(ha.registry()), registry::RegistryState::default(), Some(ha)));
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = (etcd, local_addr);
+            return Err(ServerError::EtcdNotBuilt);
+        }
+    }
+    let Some(dir) = &config.work_dir else {
+        return Ok((None, registry::RegistryState::default(), None));
+    };
+    let mut file = registry::FileRegistry::open(dir).map_err(|e| ServerError::Registry(e.to_string()))?;
+    let entries = file.load().map_err(|e| ServerError::Registry(e.to_string()))?;
+    let where_ = file.path().display().to_string();
+    let stored =
+        registry::RegistryState::from_entries(entries, &where_).map_err(|e| ServerError::Registry(e.to_string()))?;
+    Ok((Some(Box::new(file)), stored, None))
 }
 
 /// Binds and runs until `shutdown` completes: the one call the `agora`
@@ -219,8 +299,21 @@ impl MasterServer {
             core,
             core_loop,
             router,
+            ha,
         } = self;
-        let mut core_task = tokio::spawn(core_loop.run());
+        // Stops an HA master that is still campaigning (its core loop is
+        // not running to receive the shutdown command).
+        let (stop_ha, ha_stopped) = oneshot::channel::<()>();
+        let mut core_task = match ha {
+            None => {
+                drop(ha_stopped);
+                tokio::spawn(async move { core_loop.run().await.map_err(deposed) })
+            }
+            #[cfg(feature = "etcd")]
+            Some(ha) => tokio::spawn(ha.lead(core_loop, ha_stopped)),
+            #[cfg(not(feature = "etcd"))]
+            Some(never) => match never {},
+        };
 
         let listener = listener.tap_io(|tcp| {
             // gRPC streams carry small messages that must not wait for Nagle.
@@ -238,7 +331,7 @@ impl MasterServer {
         let mut serving = pin!(serving);
         let mut shutdown = pin!(shutdown);
 
-        let mut core_ended: Option<Result<Result<(), registry::RegistryError>, JoinError>> = None;
+        let mut core_ended: Option<Result<Result<(), ServerError>, JoinError>> = None;
         let mut serve_result: Option<std::io::Result<()>> = None;
         tokio::select! {
             () = &mut shutdown => tracing::info!(%local_addr, "shutting down"),
@@ -249,6 +342,7 @@ impl MasterServer {
         // Ending the core loop ends every stream, which lets the connections
         // that carry them finish; only then can the graceful shutdown complete.
         core.shutdown().await;
+        let _ = stop_ha.send(());
         let _ = stop_tx.send(());
         if serve_result.is_none() {
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut serving).await {
@@ -263,13 +357,19 @@ impl MasterServer {
         };
         match (core_result, core_was_running) {
             (Err(error), _) => Err(ServerError::CoreStopped(describe_join_error(error))),
-            (Ok(Err(error)), _) => Err(ServerError::Deposed(error)),
+            // Deposed (or the registry could not be restored once elected).
+            (Ok(Err(error)), _) => Err(error),
             (Ok(Ok(())), false) => Err(ServerError::CoreStopped(
                 "it returned without being asked to".to_owned(),
             )),
             (Ok(Ok(())), true) => serve_result.unwrap_or(Ok(())).map_err(ServerError::Serve),
         }
     }
+}
+
+/// A registry write refused because this master no longer leads.
+pub(crate) fn deposed(error: registry::RegistryError) -> ServerError {
+    ServerError::Deposed(error.to_string())
 }
 
 fn describe_join_error(error: JoinError) -> String {

@@ -1,7 +1,7 @@
 //! `agora master`: the master server in the foreground.
 
 use crate::signal::shutdown_signal;
-use agora_master::server::{self, ServerConfig};
+use agora_master::server::{self, EtcdConfig, ServerConfig};
 use agora_master::{MasterConfig, Policy, RateLimit};
 use anyhow::Context;
 use std::io::Write;
@@ -50,9 +50,10 @@ pub(crate) struct MasterArgs {
     /// Where the registry (`registry.json`) keeps what survives a restart: admitted agents
     /// and their dynamic reservations, frameworks and their failover timeouts, gone agents,
     /// operators' role weights and quotas. Created if missing. A master restarted with the same
-    /// work dir expects those agents and frameworks back.
-    #[arg(long, default_value = "/var/lib/agora/master")]
-    work_dir: PathBuf,
+    /// work dir expects those agents and frameworks back. Not used with `--etcd` (the registry
+    /// is in etcd). [default: /var/lib/agora/master]
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
     /// After a restart, offers wait until this fraction of the agents in the registry have
     /// re-registered (or `--recovery-timeout` passed), so quota and shares are not judged on a
     /// cluster that looks nearly empty.
@@ -61,7 +62,27 @@ pub(crate) struct MasterArgs {
     /// The longest offers wait after a restart for agents to re-register.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     recovery_timeout: Duration,
+    /// etcd client URLs (`http://host:2379`, comma-separated): run as one of
+    /// several masters. The one elected through an etcd lease leads, with the
+    /// registry in etcd (instead of `--work-dir`); the others answer every
+    /// call with the leader's address. Needs a build with `--features etcd`.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    etcd: Vec<String>,
+    /// The `host:port` other masters send callers to while this one leads
+    /// (default: the bound address; required when listening on 0.0.0.0).
+    #[arg(long, requires = "etcd")]
+    advertise: Option<String>,
+    /// The leader lease's TTL: a leader that dies is replaced this long after
+    /// its last renewal (whole seconds).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    leader_ttl: Duration,
+    /// Prefix of every etcd key this cluster of masters uses.
+    #[arg(long, default_value = EtcdConfig::DEFAULT_PREFIX)]
+    etcd_prefix: String,
 }
+
+/// The master's work directory when `--work-dir` is not given.
+const DEFAULT_WORK_DIR: &str = "/var/lib/agora/master";
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -94,6 +115,7 @@ pub(crate) fn server_config(listen: SocketAddr, allocation_interval: Duration) -
         },
         seed: started,
         work_dir: None,
+        etcd: None,
     }
 }
 
@@ -110,7 +132,25 @@ pub(crate) async fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     config.master.agent_removal_rate_limit = args.agent_removal_rate_limit;
     config.master.recovery_agent_fraction = args.recovery_agent_fraction;
     config.master.recovery_timeout = args.recovery_timeout;
-    config.work_dir = Some(args.work_dir);
+    if args.etcd.is_empty() {
+        config.work_dir = Some(args.work_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_WORK_DIR)));
+    } else {
+        if args.advertise.is_none() && args.listen.ip().is_unspecified() {
+            anyhow::bail!(
+                "--advertise HOST:PORT is needed with --etcd when listening on {}: other masters send callers there",
+                args.listen
+            );
+        }
+        if args.work_dir.is_some() {
+            tracing::warn!("--work-dir: the registry lives in etcd with --etcd; the file registry is not used");
+        }
+        config.etcd = Some(EtcdConfig {
+            endpoints: args.etcd,
+            advertise: args.advertise,
+            leader_ttl: args.leader_ttl,
+            prefix: args.etcd_prefix,
+        });
+    }
     if let Some(seed) = args.seed {
         config.seed = seed;
     }

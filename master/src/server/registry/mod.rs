@@ -11,8 +11,12 @@
 //! of the master core (`crate::durable`): `agents/<id>`, `frameworks/<id>`,
 //! `gone/<id>`.
 
+#[cfg(feature = "etcd")]
+mod etcd;
 mod file;
 
+#[cfg(feature = "etcd")]
+pub use etcd::{DEFAULT_MAX_TXN_OPS, DEFAULT_TIMEOUT, EtcdRegistry, EtcdRegistryConfig};
 pub use file::{FILE_NAME, FileRegistry};
 
 use crate::durable::{DurableChange, Records};
