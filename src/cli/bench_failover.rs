@@ -144,6 +144,18 @@ struct FailoverReport {
     master_agents_active: u64,
     master_frameworks_connected: u64,
     master_tasks: u64,
+    /// CPU time and run-queue wait (runnable, but no core free) during the
+    /// failover (kill to every agent and framework back), seconds, from
+    /// `/proc/*/task/*/schedstat`: the new master's threads, the agents'
+    /// process, and the rest of this process (the frameworks, the watch).
+    new_master_cpu: f64,
+    new_master_waiting: f64,
+    agents_cpu: f64,
+    agents_waiting: f64,
+    frameworks_cpu: f64,
+    /// The load average over the last minute when the run ended (other
+    /// work on the machine; 2 cores).
+    load_average: f64,
     /// One `/metrics` scrape of the old master with every task running (it
     /// takes a full snapshot of the core: a known cost at this size).
     metrics_scrape: f64,
@@ -326,12 +338,14 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
     if !args.json {
         eprintln!("killing the old master...");
     }
+    let before = Cpu::read(agents.0.id());
     let killed = Instant::now();
     old_runtime.shutdown_background();
 
     let mut all_agents = None;
     let mut all_frameworks = None;
     let mut all_reconciled = None;
+    let mut cpu = None;
     let deadline = killed + args.timeout;
     loop {
         let (agents_back, _) = watch.counts();
@@ -352,6 +366,9 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
             // UNKNOWN answers are not asked again until the next periodic
             // reconciliation: give up on the figure after a short grace.
             || (not_running > 0 && all_agents.zip(all_frameworks).is_some_and(|(a, f)| now > a.max(f) + Duration::from_secs(2)));
+        if all_agents.is_some() && all_frameworks.is_some() && cpu.is_none() {
+            cpu = Some(Cpu::read(agents.0.id()).since(&before));
+        }
         if all_agents.is_some() && all_frameworks.is_some() && settled {
             break;
         }
@@ -391,6 +408,7 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
         let i = ((agent_times.len() as f64 * p).ceil() as usize).clamp(1, agent_times.len().max(1)) - 1;
         agent_times.get(i).copied().unwrap_or_default()
     };
+    let cpu = cpu.unwrap_or_default();
     let peak_rss_agents_mib = peak_rss_mib(Some(agents.0.id())).unwrap_or_default();
     let peak_rss_masters_mib = peak_rss_mib(None).unwrap_or_default();
     let report = FailoverReport {
@@ -414,6 +432,12 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
         master_frameworks_connected: counts.frameworks_connected,
         master_tasks: counts.tasks,
         metrics_scrape: metrics_scrape.as_secs_f64(),
+        new_master_cpu: cpu.new_master.run,
+        new_master_waiting: cpu.new_master.wait,
+        agents_cpu: cpu.agents.run,
+        agents_waiting: cpu.agents.wait,
+        frameworks_cpu: cpu.rest.run,
+        load_average: load_average().unwrap_or_default(),
         peak_rss_masters_mib,
         peak_rss_agents_mib,
     };
@@ -476,6 +500,11 @@ fn print_table(r: &FailoverReport) {
         r.new_master_bind,
         r.agents_registered,
         r.metrics_scrape
+    );
+    println!(
+        "during the failover: new master {:.2} s CPU + {:.2} s waiting for a core; agents {:.2} s CPU + {:.2} s waiting; \
+         frameworks and watch {:.2} s CPU (load average {:.1} on 2 cores)",
+        r.new_master_cpu, r.new_master_waiting, r.agents_cpu, r.agents_waiting, r.frameworks_cpu, r.load_average
     );
     println!(
         "peak RSS: {:.0} MiB (masters and frameworks), {:.0} MiB (agents)",
@@ -613,6 +642,100 @@ fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
         .parse()
         .ok()?;
     Some(kib / 1024.0)
+}
+
+/// The load average over the last minute.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Scheduler time of a group of threads, seconds.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sched {
+    /// On a core.
+    run: f64,
+    /// Runnable, waiting for a core.
+    wait: f64,
+}
+
+impl Sched {
+    fn minus(self, earlier: Self) -> Self {
+        Self {
+            run: self.run - earlier.run,
+            wait: self.wait - earlier.wait,
+        }
+    }
+}
+
+/// Where the CPU went: the new master's threads, the rest of this process,
+/// the agents' process. Threads that ended (the old master's) drop out,
+/// which is why the rest leaves the old master's threads out too.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cpu {
+    new_master: Sched,
+    rest: Sched,
+    agents: Sched,
+}
+
+impl Cpu {
+    fn read(agents_pid: u32) -> Self {
+        let mut cpu = Self::default();
+        for (comm, sched) in threads("self") {
+            let group = if comm.starts_with("new-master") {
+                &mut cpu.new_master
+            } else if comm.starts_with("old-master") {
+                continue;
+            } else {
+                &mut cpu.rest
+            };
+            group.run += sched.run;
+            group.wait += sched.wait;
+        }
+        for (_, sched) in threads(&agents_pid.to_string()) {
+            cpu.agents.run += sched.run;
+            cpu.agents.wait += sched.wait;
+        }
+        cpu
+    }
+
+    fn since(self, earlier: &Self) -> Self {
+        Self {
+            new_master: self.new_master.minus(earlier.new_master),
+            rest: self.rest.minus(earlier.rest),
+            agents: self.agents.minus(earlier.agents),
+        }
+    }
+}
+
+/// Each thread of process `pid` (`self` for this one): its name and its
+/// scheduler times (`schedstat`: nanoseconds on a core, waiting, slices).
+fn threads(pid: &str) -> Vec<(String, Sched)> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let dir = entry.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            let schedstat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+            let mut fields = schedstat.split_whitespace().map(|f| f.parse::<u64>().ok());
+            let run = fields.next()??;
+            let wait = fields.next()??;
+            Some((
+                comm.trim().to_owned(),
+                Sched {
+                    run: run as f64 / 1e9,
+                    wait: wait as f64 / 1e9,
+                },
+            ))
+        })
+        .collect()
 }
 
 fn lock(probe: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
