@@ -183,14 +183,44 @@ pub(crate) async fn run(args: FailoverArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A runtime that is dropped without waiting for its tasks, as a killed
+/// process would be (and as tokio requires inside an async context).
+#[derive(Debug)]
+struct Abandoned(Option<Runtime>);
+
+impl Abandoned {
+    fn kill(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl std::ops::Deref for Abandoned {
+    type Target = Runtime;
+    fn deref(&self) -> &Runtime {
+        // Only `kill` empties it, and nothing uses it after that.
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a killed runtime is not used"))
+    }
+}
+
 /// A runtime of its own per master, so that dropping it kills everything the
 /// master runs (core loop, connection tasks, sockets) at once.
-fn master_runtime(name: &str) -> anyhow::Result<Runtime> {
+fn master_runtime(name: &str) -> anyhow::Result<Abandoned> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name(name)
         .enable_all()
         .build()
+        .map(|runtime| Abandoned(Some(runtime)))
         .with_context(|| format!("cannot start the {name} runtime"))
 }
 
@@ -229,8 +259,8 @@ impl Drop for AgentsProcess {
 
 async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Result<FailoverReport> {
     let registry = work_dir.join("master");
-    let old_runtime = master_runtime("old-master")?;
-    let new_runtime = master_runtime("new-master")?;
+    let mut old_runtime = master_runtime("old-master")?;
+    let mut new_runtime = master_runtime("new-master")?;
     let old = bind_on(
         &old_runtime,
         master_config(args.allocation_interval, registry.clone(), "old", 1),
@@ -266,7 +296,16 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
     let agents_started = Instant::now();
     let mut agents = spawn_agents(args, &masters, &agent_resources, work_dir)?;
     let deadline = Deadline::new(args.timeout, "every agent registered with the old master");
-    while scrape(old_addr).await?.agents_active < args.agents as u64 {
+    let mut said = Instant::now();
+    loop {
+        let active = scrape(old_addr).await?.agents_active;
+        if active >= args.agents as u64 {
+            break;
+        }
+        if !args.json && said.elapsed() > Duration::from_secs(5) {
+            eprintln!("  {active} agents registered");
+            said = Instant::now();
+        }
         check_alive(&mut agents.0)?;
         deadline.wait().await?;
     }
@@ -310,7 +349,15 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
         drivers.push(tokio::spawn(async move { driver.run().await }));
     }
     let deadline = Deadline::new(args.timeout, "every task RUNNING");
-    while probes.iter().map(|p| lock(p).running.len()).sum::<usize>() < args.tasks {
+    loop {
+        let running = probes.iter().map(|p| lock(p).running.len()).sum::<usize>();
+        if running >= args.tasks {
+            break;
+        }
+        if !args.json && said.elapsed() > Duration::from_secs(5) {
+            eprintln!("  {running} tasks running");
+            said = Instant::now();
+        }
         check_alive(&mut agents.0)?;
         deadline.wait().await?;
     }
@@ -340,7 +387,7 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
     }
     let before = Cpu::read(agents.0.id());
     let killed = Instant::now();
-    old_runtime.shutdown_background();
+    old_runtime.kill();
 
     let mut all_agents = None;
     let mut all_frameworks = None;
@@ -448,7 +495,7 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
     }
     let _ = stop_new.send(());
     let _ = tokio::time::timeout(server::SHUTDOWN_GRACE, new_serving).await;
-    new_runtime.shutdown_background();
+    new_runtime.kill();
     Ok(report)
 }
 
