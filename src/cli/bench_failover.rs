@@ -14,9 +14,10 @@
 //! Once every task runs, the old master's runtime is dropped
 //! (`shutdown_background`): its core loop and every connection task die at
 //! once and their sockets close, which is what the peers see of a `kill -9`.
-//! The new master is already bound, has loaded the registry and serves (a
-//! standby elected at the instant of the kill; the election itself, an etcd
-//! lease, is not part of this figure), so the clock starts at the kill.
+//! The new master is already bound and has loaded the registry; it starts
+//! serving right after the kill (a standby elected at that instant; the
+//! election itself, an etcd lease, is not part of this figure), so the clock
+//! starts at the kill.
 //! The new master is watched through its operator API (`WatchEvents`:
 //! one event per agent registration and per framework subscription, cheap
 //! for the master); the frameworks report their re-subscription and the
@@ -275,10 +276,6 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
     let new_master_bind = bind_started.elapsed();
     let (old_addr, new_addr) = (old.local_addr(), new.local_addr());
     old_runtime.spawn(old.run(std::future::pending()));
-    let (stop_new, new_stopped) = tokio::sync::oneshot::channel::<()>();
-    let new_serving = new_runtime.spawn(new.run(async move {
-        let _ = new_stopped.await;
-    }));
     let masters = [old_addr.to_string(), new_addr.to_string()];
 
     // Agents sized so that the tasks fill them exactly: nothing is left to
@@ -378,7 +375,6 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
         deadline.wait().await?;
     };
 
-    let watch = Watch::open(new_addr).await?;
     for probe in &probes {
         lock(probe).failed_over = true;
     }
@@ -388,6 +384,18 @@ async fn measure(args: &FailoverArgs, work_dir: &std::path::Path) -> anyhow::Res
     let before = Cpu::read(agents.0.id());
     let killed = Instant::now();
     old_runtime.kill();
+    // The new master serves only from the kill on: a standby that served
+    // earlier would take the agents whose registration with the old master
+    // timed out under load (they try the next address), which a real
+    // standby refuses. Its socket was bound before, so clients that try it
+    // early wait in the listen backlog rather than being refused.
+    let (stop_new, new_stopped) = tokio::sync::oneshot::channel::<()>();
+    let new_serving = new_runtime.spawn(new.run(async move {
+        let _ = new_stopped.await;
+    }));
+    // Opened within milliseconds, before the agents' first retry (50 ms at
+    // the earliest); the final scrape checks the counts anyway.
+    let watch = Watch::open(new_addr).await?;
 
     let mut all_agents = None;
     let mut all_frameworks = None;
