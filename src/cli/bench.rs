@@ -41,6 +41,12 @@ pub(crate) enum BenchCommand {
     Launch(LaunchArgs),
     /// The allocator alone (Mesos' allocator benchmarks A1, A2), on a virtual clock.
     Allocator(crate::cli::bench_allocator::AllocatorArgs),
+    /// Master failover at scale: N emulated agents, T tasks, F frameworks; the
+    /// time for a new master to get them all back after the old one is killed.
+    Failover(crate::cli::bench_failover::FailoverArgs),
+    /// The agents of `bench failover`, in a process of their own (started by it).
+    #[command(hide = true)]
+    FailoverAgents(crate::cli::bench_failover::AgentsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +88,8 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Launch(args) => launch(args).await,
         BenchCommand::Allocator(args) => crate::cli::bench_allocator::run(args),
+        BenchCommand::Failover(args) => crate::cli::bench_failover::run(args).await,
+        BenchCommand::FailoverAgents(args) => crate::cli::bench_failover::run_agents(args).await,
     }
 }
 

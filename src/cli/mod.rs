@@ -4,6 +4,7 @@
 pub(crate) mod agent;
 pub(crate) mod bench;
 pub(crate) mod bench_allocator;
+pub(crate) mod bench_failover;
 pub(crate) mod bench_plot;
 pub(crate) mod kill;
 pub(crate) mod local;
