@@ -45,8 +45,13 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Events buffered per framework stream before the framework counts as not
-/// reading (and is disconnected).
-pub(crate) const FRAMEWORK_BUFFER: usize = 1024;
+/// reading (and is disconnected). Large because one input can queue one
+/// event per task: a framework reconciling all its tasks after a failover
+/// gets every answer at once, and with a small buffer a framework of more
+/// tasks than the buffer holds was disconnected, re-subscribed, reconciled
+/// and disconnected again, for ever. tokio's channel allocates its slots in
+/// blocks as they fill, so the capacity costs nothing until it is used.
+pub(crate) const FRAMEWORK_BUFFER: usize = 1 << 18;
 /// Messages buffered per agent stream before the agent counts as not reading.
 pub(crate) const AGENT_BUFFER: usize = 1024;
 /// Commands waiting for the core loop; senders wait when it is full, which
