@@ -235,6 +235,7 @@ fn master_config(allocation_interval: Duration, work_dir: PathBuf, id: &str, see
         },
         seed,
         work_dir: Some(work_dir),
+        etcd: None,
     }
 }
 
