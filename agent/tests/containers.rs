@@ -272,11 +272,41 @@ impl Cg {
     }
 
     /// Every hierarchy's root cgroup of this test, after cleanup, is gone.
-    fn finish(mut self) {
+    fn finish(&mut self) {
         self.c.cleanup();
         for mount in self.c.hierarchy().mounts() {
             let root = mount.join(&self.root);
             assert!(!root.exists(), "{} is left behind", root.display());
+        }
+    }
+}
+
+/// A test that failed before killing its tasks must not leave them running:
+/// a leaked busy loop slows every later test on the machine, and makes the
+/// cpu-quota tests fail in turn.
+impl Drop for Cg {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for mount in self.c.hierarchy().mounts() {
+            kill_every_process_under(&mount.join(&self.root));
+        }
+    }
+}
+
+fn kill_every_process_under(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            kill_every_process_under(&path);
+        } else if path.file_name().is_some_and(|n| n == "cgroup.procs") {
+            for pid in std::fs::read_to_string(&path).unwrap_or_default().split_whitespace() {
+                let _ = std::process::Command::new("kill").args(["-9", pid]).status();
+            }
         }
     }
 }
