@@ -8,7 +8,10 @@
 //! connection, as a reset TCP stream does), duplicates them, agents crash and
 //! restart from their checkpoint (encoded to bytes and decoded again, some
 //! of their tasks' processes dying meanwhile), agents are partitioned
-//! (black-holed: neither side hears a close), connections are cut, and the
+//! (black-holed: neither side hears a close, and what either side sends on a
+//! stream that stays open arrives, in order, only when the partition ends,
+//! as TCP retransmits it: a stream never loses a message and goes on),
+//! connections are cut, and the
 //! master fails over to a new instance that rebuilds its state from the
 //! agents' re-registrations and the frameworks' re-subscriptions. A quiet
 //! phase without faults follows, in which everything must settle.
@@ -577,15 +580,43 @@ impl World {
     }
 
     fn partitioned(&self, conn: ConnectionId) -> bool {
+        self.partition_end(conn).is_some()
+    }
+
+    /// When the partition `conn` is in ends, if it is in one.
+    fn partition_end(&self, conn: ConnectionId) -> Option<Timestamp> {
         match self.conns.get(&conn).map(|c| c.peer) {
-            Some(Peer::Agent(i)) => self.agents[i].partitioned_until > self.now,
-            _ => false,
+            Some(Peer::Agent(i)) => Some(self.agents[i].partitioned_until).filter(|&until| until > self.now),
+            _ => None,
         }
+    }
+
+    /// Holds a message that reached a partitioned stream until the partition
+    /// ends (the retransmission that gets through); `true` if it was held.
+    fn held_by_partition(&mut self, conn: ConnectionId, msg: &Msg) -> bool {
+        let Some(until) = self.partition_end(conn) else {
+            return false;
+        };
+        let copy = match msg {
+            Msg::ToMaster { conn, input } => Msg::ToMaster {
+                conn: *conn,
+                input: input.clone(),
+            },
+            Msg::ToAgent { conn, message } => Msg::ToAgent {
+                conn: *conn,
+                message: message.clone(),
+            },
+            _ => return false,
+        };
+        // Same time, rising sequence: the stream's order is kept.
+        self.seq += 1;
+        self.net.insert((until, self.seq), copy);
+        true
     }
 
     /// Sends `msg` on `conn` towards the master (`to_master`) or the peer.
     fn send(&mut self, conn: ConnectionId, to_master: bool, msg: Msg) {
-        if !self.conns.get(&conn).is_some_and(|c| c.open) || self.partitioned(conn) {
+        if !self.conns.get(&conn).is_some_and(|c| c.open) {
             return;
         }
         let chaos = self.chaos();
@@ -698,9 +729,17 @@ impl World {
             }
             Msg::ToMaster { conn, input } => {
                 let Some(c) = self.conns.get(&conn) else { return Ok(()) };
-                if !c.open || self.partitioned(conn) {
+                if !c.open {
                     return Ok(());
                 }
+                let msg = Msg::ToMaster { conn, input };
+                if self.held_by_partition(conn, &msg) {
+                    return Ok(());
+                }
+                let Msg::ToMaster { input, .. } = msg else {
+                    return Ok(());
+                };
+                let Some(c) = self.conns.get(&conn) else { return Ok(()) };
                 if c.epoch != self.epoch {
                     // A stream to a deposed master: it cannot reach the new one.
                     return Ok(());
@@ -709,9 +748,17 @@ impl World {
             }
             Msg::ToAgent { conn, message } => {
                 let Some(c) = self.conns.get(&conn) else { return Ok(()) };
-                if !c.open || self.partitioned(conn) {
+                if !c.open {
                     return Ok(());
                 }
+                let msg = Msg::ToAgent { conn, message };
+                if self.held_by_partition(conn, &msg) {
+                    return Ok(());
+                }
+                let Msg::ToAgent { message, .. } = msg else {
+                    return Ok(());
+                };
+                let Some(c) = self.conns.get(&conn) else { return Ok(()) };
                 if c.epoch != self.epoch {
                     return Err(format!(
                         "a message from deposed master epoch {} reached an agent",

@@ -106,3 +106,14 @@ fn ghost_agent_seeds() {
         }
     }
 }
+
+/// A seed that once ended with a task STAGING for ever: a partition dropped
+/// the LAUNCH on a stream that then carried on, which TCP cannot do (it
+/// retransmits, or the stream breaks). Partitions now hold a live stream's
+/// messages until they end; this seed keeps that model honest.
+#[test]
+fn a_partition_delays_a_live_stream_and_loses_nothing() {
+    if let Err(failure) = run(&FaultConfig::new(1_004_188)) {
+        panic!("{failure}");
+    }
+}
