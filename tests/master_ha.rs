@@ -13,13 +13,11 @@ use agora_proto::{CommandInfo, FrameworkInfo, Resources, TaskState, pb};
 use agora_sdk::TaskRequest;
 use agora_sdk::driver::{Backoff, Driver, DriverConfig};
 use agora_sdk::frameworks::{Service, ServiceConfig, TaskTemplate};
-use common::{Proc, agora, http_get, temp_dir, wait_timeout};
+use common::{Proc, agora, http_get, spawn_master, temp_dir, wait_timeout};
 use etcd_server::EtcdServer;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The leader TTL of these clusters.
@@ -27,27 +25,12 @@ const TTL: &str = "2s";
 
 /// Starts `agora master` in the cluster under `prefix`; returns it and its address.
 fn start_ha_master(etcd: &EtcdServer, prefix: &str, id: &str) -> (Proc, SocketAddr) {
-    let mut child = agora()
-        .args(["master", "--listen", "127.0.0.1:0", "--allocation-interval", "20ms"])
-        .args(["--master-id", id, "--etcd", &etcd.url, "--leader-ttl", TTL])
-        .args(["--etcd-prefix", prefix])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("agora master starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let proc = Proc(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("master prints its address");
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("cannot find an address in {line:?}"));
-    (proc, addr)
+    spawn_master(
+        agora()
+            .args(["master", "--listen", "127.0.0.1:0", "--allocation-interval", "20ms"])
+            .args(["--master-id", id, "--etcd", &etcd.url, "--leader-ttl", TTL])
+            .args(["--etcd-prefix", prefix]),
+    )
 }
 
 fn leads(addr: SocketAddr) -> bool {

@@ -44,7 +44,8 @@ pub fn example(name: &str) -> Command {
 
 /// Starts a master on a free port, with a short allocation interval so tests are quick.
 pub fn start_master(extra: &[&str]) -> (Proc, SocketAddr) {
-    let mut child = agora()
+    let mut command = agora();
+    command
         .args([
             "master",
             "--listen",
@@ -57,7 +58,13 @@ pub fn start_master(extra: &[&str]) -> (Proc, SocketAddr) {
         // Not the default /var/lib/agora/master: each master its own, empty registry.
         .arg("--work-dir")
         .arg(temp_dir("master"))
-        .args(extra)
+        .args(extra);
+    spawn_master(&mut command)
+}
+
+/// Spawns `agora master ...` (quietly) and reads the address it prints first.
+pub fn spawn_master(command: &mut Command) -> (Proc, SocketAddr) {
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
