@@ -127,6 +127,21 @@ fn task_processes_under(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// Kills the task processes under a directory when dropped: the agents are
+/// killed with SIGKILL at the end of the test, and their tasks (and the
+/// waiters that record their exit) outlive them by design.
+struct KillTasksUnder(std::path::PathBuf);
+
+impl Drop for KillTasksUnder {
+    fn drop(&mut self) {
+        for pid in task_processes_under(&self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
 /// The tasks a master knows, by id, with their state names.
 async fn tasks_known(addr: SocketAddr) -> Option<BTreeMap<String, (String, String)>> {
     let mut client = OperatorClient::connect(format!("http://{addr}")).await.ok()?;
@@ -160,6 +175,7 @@ async fn kill_9_of_the_leader_while_50_tasks_run_loses_nothing() {
     let addrs: Vec<SocketAddr> = masters.iter().map(|(_, addr)| *addr).collect();
     let (leader, _) = wait_for_leader(&addrs, Duration::from_secs(10));
     let work = temp_dir("ha-agents");
+    let _tasks = KillTasksUnder(work.clone());
     let _agents: Vec<Proc> = (0..2)
         .map(|i| start_ha_agent(&addrs, &work.join(format!("agent{i}"))))
         .collect();
