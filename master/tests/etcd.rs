@@ -10,17 +10,15 @@ mod support;
 
 use agora_master::server::election::{Election, ElectionConfig, Fence, Keys, Leadership};
 use agora_master::server::registry::{Change, EtcdRegistry, EtcdRegistryConfig, Registry, RegistryError, Value};
-use agora_master::server::{self, EtcdConfig, ServerConfig, ServerError};
+use agora_master::server::{EtcdConfig, ServerError};
 use agora_proto::pb;
 use etcd_server::EtcdServer;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::http_get;
+use support::{TestServer, http_get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The leader TTL in these tests: short, so takeovers are quick.
 const TTL: Duration = Duration::from_secs(2);
@@ -206,64 +204,26 @@ async fn a_deposed_leader_can_change_nothing() {
 }
 
 /// A master of the HA cluster under `prefix`, running in this process.
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServerError>>,
+async fn start_ha(etcd: &EtcdServer, prefix: &str, id: &str) -> TestServer {
+    let mut config = support::config();
+    config.etcd = Some(EtcdConfig {
+        leader_ttl: TTL,
+        prefix: prefix.to_owned(),
+        ..EtcdConfig::new(vec![etcd.url.clone()])
+    });
+    config.master.master_id = id.to_owned();
+    TestServer::start_with(config).await
 }
 
-impl Running {
-    async fn start(etcd: &EtcdServer, prefix: &str, id: &str) -> Self {
-        let mut config = ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            etcd: Some(EtcdConfig {
-                leader_ttl: TTL,
-                prefix: prefix.to_owned(),
-                ..EtcdConfig::new(vec![etcd.url.clone()])
-            }),
-            ..ServerConfig::default()
-        };
-        config.master.master_id = id.to_owned();
-        config.master.allocation_interval = Duration::from_millis(10);
-        let server = server::bind(config).await.expect("bind");
-        let addr = server.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn leads(&self) -> bool {
-        http_get(self.addr, "/health").await == (200, "ok".to_owned())
-    }
-
-    async fn operator(&self) -> pb::operator_client::OperatorClient<tonic::transport::Channel> {
-        pb::operator_client::OperatorClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect")
-    }
-
-    async fn stop(mut self) -> Result<(), ServerError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the server stops")
-            .expect("server task")
-    }
+async fn leads(master: &TestServer) -> bool {
+    http_get(master.addr, "/health").await == (200, "ok".to_owned())
 }
 
 /// Which of the two leads, once one does.
-async fn leader_of(masters: &[Running; 2]) -> usize {
+async fn leader_of(masters: &[TestServer; 2]) -> usize {
     eventually("a leader", Duration::from_secs(10), async || {
         for (i, master) in masters.iter().enumerate() {
-            if master.leads().await {
+            if leads(master).await {
                 return Some(i);
             }
         }
@@ -297,14 +257,11 @@ async fn get_location(addr: SocketAddr, path: &str) -> (u16, Option<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_master_leads_the_other_points_at_it_and_takes_over_with_the_registry() {
     let etcd = EtcdServer::start();
-    let masters = [
-        Running::start(&etcd, "/ha", "m0").await,
-        Running::start(&etcd, "/ha", "m1").await,
-    ];
+    let masters = [start_ha(&etcd, "/ha", "m0").await, start_ha(&etcd, "/ha", "m1").await];
     let leader = leader_of(&masters).await;
     let standby = 1 - leader;
     let leader_addr = masters[leader].addr.to_string();
-    assert!(!masters[standby].leads().await, "exactly one leads");
+    assert!(!leads(&masters[standby]).await, "exactly one leads");
 
     // The standby: /health names the leader (once it has looked), gRPC
     // names it too, HTTP redirects there.
@@ -352,7 +309,7 @@ async fn one_master_leads_the_other_points_at_it_and_takes_over_with_the_registr
     let stopped = Instant::now();
     old.stop().await.expect("a clean stop");
     eventually("the standby to lead", TTL + Duration::from_secs(2), async || {
-        new.leads().await.then_some(())
+        leads(&new).await.then_some(())
     })
     .await;
     eprintln!(
@@ -378,21 +335,18 @@ async fn one_master_leads_the_other_points_at_it_and_takes_over_with_the_registr
 async fn a_leader_whose_key_is_lost_stops_serving_and_fails() {
     let etcd = EtcdServer::start();
     let masters = [
-        Running::start(&etcd, "/lost", "m0").await,
-        Running::start(&etcd, "/lost", "m1").await,
+        start_ha(&etcd, "/lost", "m0").await,
+        start_ha(&etcd, "/lost", "m1").await,
     ];
     let leader = leader_of(&masters).await;
     let [first, second] = masters;
     let (old, new) = if leader == 0 { (first, second) } else { (second, first) };
     let mut client = raw_client(&etcd).await;
     client.delete("/lost/leader", None).await.expect("delete");
-    let result = tokio::time::timeout(Duration::from_secs(5), old.task)
-        .await
-        .expect("the deposed leader stops")
-        .expect("server task");
+    let result = old.stopped().await;
     assert!(matches!(result, Err(ServerError::Deposed(_))), "{result:?}");
     eventually("the other master to lead", Duration::from_secs(5), async || {
-        new.leads().await.then_some(())
+        leads(&new).await.then_some(())
     })
     .await;
     new.stop().await.expect("a clean stop");

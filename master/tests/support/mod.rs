@@ -95,6 +95,16 @@ impl TestServer {
             .into_inner()
     }
 
+    /// Waits, without asking, for the server to stop (a deposed master
+    /// does) and returns what `run` returned.
+    pub async fn stopped(mut self) -> Result<(), ServerError> {
+        // Held, not dropped: a dropped sender would ask it to stop.
+        let _stop = self.stop.take();
+        soon("the server to stop by itself", &mut self.task)
+            .await
+            .expect("server task")
+    }
+
     /// Asks the server to stop and returns what `run` returned.
     pub async fn stop(mut self) -> Result<(), ServerError> {
         if let Some(stop) = self.stop.take() {
