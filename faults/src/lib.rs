@@ -268,7 +268,7 @@ impl Sched {
 /// clears, say): about 100 times a normal run.
 const MAX_EVENTS: u64 = 500_000;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Msg {
     ToMaster {
         conn: ConnectionId,
@@ -593,24 +593,20 @@ impl World {
 
     /// Holds a message that reached a partitioned stream until the partition
     /// ends (the retransmission that gets through); `true` if it was held.
-    fn held_by_partition(&mut self, conn: ConnectionId, msg: &Msg) -> bool {
-        let Some(until) = self.partition_end(conn) else {
+    fn held_by_partition(&mut self, msg: &Msg) -> bool {
+        let (Msg::ToMaster { conn, .. } | Msg::ToAgent { conn, .. }) = msg else {
             return false;
         };
-        let copy = match msg {
-            Msg::ToMaster { conn, input } => Msg::ToMaster {
-                conn: *conn,
-                input: input.clone(),
-            },
-            Msg::ToAgent { conn, message } => Msg::ToAgent {
-                conn: *conn,
-                message: message.clone(),
-            },
-            _ => return false,
+        // A closed stream carries nothing more: that is decided on delivery.
+        if !self.conns.get(conn).is_some_and(|c| c.open) {
+            return false;
+        }
+        let Some(until) = self.partition_end(*conn) else {
+            return false;
         };
         // Same time, rising sequence: the stream's order is kept.
         self.seq += 1;
-        self.net.insert((until, self.seq), copy);
+        self.net.insert((until, self.seq), msg.clone());
         true
     }
 
@@ -645,24 +641,7 @@ impl World {
         self.last_arrival.insert((conn, to_master), at);
         if chaos && duplicable(&msg) && self.rng.random_bool(0.02) {
             self.report.duplicated += 1;
-            let copy = match &msg {
-                Msg::ToMaster { conn, input } => Msg::ToMaster {
-                    conn: *conn,
-                    input: input.clone(),
-                },
-                Msg::ToAgent { conn, message } => Msg::ToAgent {
-                    conn: *conn,
-                    message: message.clone(),
-                },
-                Msg::ToFramework { conn, event } => Msg::ToFramework {
-                    conn: *conn,
-                    event: event.clone(),
-                },
-                Msg::Closed { conn, to_master } => Msg::Closed {
-                    conn: *conn,
-                    to_master: *to_master,
-                },
-            };
+            let copy = msg.clone();
             self.seq += 1;
             self.net.insert((at, self.seq), copy);
         }
@@ -693,6 +672,9 @@ impl World {
     }
 
     fn deliver(&mut self, msg: Msg) -> Result<(), String> {
+        if self.held_by_partition(&msg) {
+            return Ok(());
+        }
         self.trace(|| format!("deliver {msg:?}"));
         match msg {
             Msg::Closed { conn, to_master } => {
@@ -732,14 +714,6 @@ impl World {
                 if !c.open {
                     return Ok(());
                 }
-                let msg = Msg::ToMaster { conn, input };
-                if self.held_by_partition(conn, &msg) {
-                    return Ok(());
-                }
-                let Msg::ToMaster { input, .. } = msg else {
-                    return Ok(());
-                };
-                let Some(c) = self.conns.get(&conn) else { return Ok(()) };
                 if c.epoch != self.epoch {
                     // A stream to a deposed master: it cannot reach the new one.
                     return Ok(());
@@ -751,14 +725,6 @@ impl World {
                 if !c.open {
                     return Ok(());
                 }
-                let msg = Msg::ToAgent { conn, message };
-                if self.held_by_partition(conn, &msg) {
-                    return Ok(());
-                }
-                let Msg::ToAgent { message, .. } = msg else {
-                    return Ok(());
-                };
-                let Some(c) = self.conns.get(&conn) else { return Ok(()) };
                 if c.epoch != self.epoch {
                     return Err(format!(
                         "a message from deposed master epoch {} reached an agent",
