@@ -12,7 +12,7 @@
 mod common;
 
 use agora_proto::pb;
-use common::{Proc, RawFramework, agora, framework_info, start_master, state, task, temp_dir};
+use common::{Proc, RawFramework, agora, framework_info, processes_where, start_master, state, task, temp_dir};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,15 +50,7 @@ fn processes_in(dir: &Path) -> BTreeSet<u32> {
     let Ok(canonical) = dir.canonicalize() else {
         return BTreeSet::new();
     };
-    std::fs::read_dir("/proc")
-        .expect("/proc is readable")
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
-            (cwd == canonical).then_some(pid)
-        })
-        .collect()
+    processes_where(|cwd, _| cwd == canonical)
 }
 
 fn alive(pid: u32) -> bool {

@@ -13,9 +13,9 @@ use agora_proto::{CommandInfo, FrameworkInfo, Resources, TaskState, pb};
 use agora_sdk::TaskRequest;
 use agora_sdk::driver::{Backoff, Driver, DriverConfig};
 use agora_sdk::frameworks::{Service, ServiceConfig, TaskTemplate};
-use common::{Proc, agora, http_get, spawn_master, temp_dir, wait_timeout};
+use common::{Proc, agora, http_get, processes_where, spawn_master, temp_dir, wait_timeout};
 use etcd_server::EtcdServer;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -111,20 +111,11 @@ fn start_ha_agent(masters: &[SocketAddr], work_dir: &Path) -> Proc {
 }
 
 /// The `sleep` processes of tasks whose sandbox is under `dir`, by pid.
-fn task_processes_under(dir: &Path) -> Vec<u32> {
+fn task_processes_under(dir: &Path) -> BTreeSet<u32> {
     let Ok(dir) = dir.canonicalize() else {
-        return Vec::new();
+        return BTreeSet::new();
     };
-    std::fs::read_dir("/proc")
-        .expect("/proc is readable")
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
-            (comm.trim() == "sleep" && cwd.starts_with(&dir)).then_some(pid)
-        })
-        .collect()
+    processes_where(|cwd, comm| comm == "sleep" && cwd.starts_with(&dir))
 }
 
 /// Kills the task processes under a directory when dropped: the agents are
@@ -214,7 +205,7 @@ async fn kill_9_of_the_leader_while_50_tasks_run_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let (tasks_before, mut pids_before) = before;
+    let (tasks_before, pids_before) = before;
     let framework_id = tasks_before.values().next().map(|(_, f)| f.clone()).expect("a task");
 
     let (mut killed, _) = masters.remove(leader);
@@ -288,8 +279,6 @@ async fn kill_9_of_the_leader_while_50_tasks_run_loses_nothing() {
         "every instance still RUNNING in its first launch: {:?}",
         service.instances()
     );
-    let mut pids_after = task_processes_under(&work);
-    pids_before.sort_unstable();
-    pids_after.sort_unstable();
+    let pids_after = task_processes_under(&work);
     assert_eq!(pids_after, pids_before, "the same task processes, none launched twice");
 }

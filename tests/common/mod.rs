@@ -4,9 +4,10 @@
 use agora_proto::pb;
 use agora_proto::pb::operator_client::OperatorClient;
 use agora_proto::pb::scheduler_client::SchedulerClient;
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tonic::Streaming;
@@ -430,8 +431,8 @@ pub fn cgroups_available(test: &str) -> bool {
                 .and_then(|uids| uids.split_whitespace().next().map(|u| u == "0"))
         })
         .unwrap_or(false);
-    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").is_dir();
-    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").is_file();
+    let v1 = Path::new("/sys/fs/cgroup/memory").is_dir();
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").is_file();
     let missing = match (root, v1 || v2) {
         (true, true) => return true,
         (false, _) => "this test needs root (it creates cgroups)",
@@ -445,7 +446,7 @@ pub fn cgroups_available(test: &str) -> bool {
 /// Every cgroup directory below `root` in every hierarchy (v1: one per
 /// controller; v2: the unified one), the root itself excluded.
 pub fn cgroup_dirs(root: &str) -> Vec<PathBuf> {
-    fn walk(dir: &std::path::Path, found: &mut Vec<PathBuf>) {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -458,7 +459,7 @@ pub fn cgroup_dirs(root: &str) -> Vec<PathBuf> {
         }
     }
     let mut found = Vec::new();
-    let base = std::path::Path::new("/sys/fs/cgroup");
+    let base = Path::new("/sys/fs/cgroup");
     walk(&base.join(root), &mut found);
     if let Ok(hierarchies) = std::fs::read_dir(base) {
         for hierarchy in hierarchies.flatten() {
@@ -475,6 +476,21 @@ pub fn processes_like(prefix: &str) -> Vec<String> {
         .output()
         .expect("pgrep runs");
     text(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+/// The processes whose working directory (`cwd`, canonical) and command
+/// name (`comm`) `pick` accepts, by pid.
+pub fn processes_where(mut pick: impl FnMut(&Path, &str) -> bool) -> BTreeSet<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            pick(&cwd, comm.trim()).then_some(pid)
+        })
+        .collect()
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, for at most `timeout`.
