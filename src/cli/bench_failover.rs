@@ -2,7 +2,7 @@
 //! cluster back (issue 6, "failover at scale, measured").
 //!
 //! Two real master servers run in this process, each on a tokio runtime of
-//! its own, both bound on 127.0.0.1 with the same work dir (registry). N
+//! its own, on 127.0.0.1 with the same work dir (registry). N
 //! emulated agents (the real agent link, simulated containerizer) run in a
 //! child process (`agora bench failover-agents`, hidden), because 10,000
 //! agents need 10,000 client sockets besides the master's 10,000 and the
@@ -14,10 +14,11 @@
 //! Once every task runs, the old master's runtime is dropped
 //! (`shutdown_background`): its core loop and every connection task die at
 //! once and their sockets close, which is what the peers see of a `kill -9`.
-//! The new master is already bound and has loaded the registry; it starts
-//! serving right after the kill (a standby elected at that instant; the
-//! election itself, an etcd lease, is not part of this figure), so the clock
-//! starts at the kill.
+//! The new master starts at the kill, as a standby elected at that instant
+//! does (the election itself, an etcd lease, is not part of this figure): it
+//! binds its address (chosen at the start, so the clients know it), loads
+//! the registry the old master wrote, recovers and serves. The clock starts
+//! at the kill.
 //! The new master is watched through its operator API (`WatchEvents`:
 //! one event per agent registration and per framework subscription, cheap
 //! for the master); the frameworks report their re-subscription and the
@@ -140,8 +141,9 @@ struct FailoverReport {
     /// Kill to every task reported RUNNING to its framework by the new master
     /// (reconciliation answers); `None` when some were answered otherwise.
     all_tasks_reconciled: Option<f64>,
-    /// Reconciliation answers after the failover that were not RUNNING
-    /// (TASK_UNKNOWN: asked about before the task's agent was back).
+    /// Reconciliation answers after the failover that were not RUNNING (a
+    /// task the new master does not know; tasks of agents not back yet get
+    /// no answer at all).
     reconciled_not_running: usize,
     /// Reconciliation answers after the failover that were RUNNING.
     reconciled_running: usize,
@@ -896,10 +898,7 @@ impl Scheduler for Probed {
                 (true, TaskState::Running) => {
                     progress.reconciled.insert(status.task_id.clone());
                 }
-                (true, state) => {
-                    progress.reconciled_not_running += 1;
-                    let _ = state;
-                }
+                (true, _) => progress.reconciled_not_running += 1,
                 (false, _) => {}
             }
         }
